@@ -1,0 +1,187 @@
+"""API plumbing shared by every app: scopes, the problem+json exception handler, parsing, pagination.
+
+Views stay thin: they declare the scopes they need (``read_scope`` / ``write_scope``), parse with a
+serializer, call a service or selector with ``tenant_of(request)``, and render.
+"""
+
+import io
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, pagination, parsers, permissions
+from rest_framework.request import Request
+
+from config.errors import DomainError, PayloadTooLarge, problem_response
+
+logger = logging.getLogger("privilege.api")
+
+SCOPE_READ = "privilege:read"
+SCOPE_WRITE = "privilege:write"
+SCOPE_ADMIN = "privilege:admin"
+SCOPE_AUDIT = "privilege:audit"
+ALL_SCOPES = (SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN, SCOPE_AUDIT)
+
+# A broader scope covers the narrower ones: admin can do what write can, write what read can.
+# privilege:audit stands alone (audit data is not part of read).
+_IMPLIED: dict[str, frozenset[str]] = {
+    SCOPE_ADMIN: frozenset({SCOPE_ADMIN, SCOPE_WRITE, SCOPE_READ}),
+    SCOPE_WRITE: frozenset({SCOPE_WRITE, SCOPE_READ}),
+    SCOPE_READ: frozenset({SCOPE_READ}),
+    SCOPE_AUDIT: frozenset({SCOPE_AUDIT}),
+}
+
+
+def effective_scopes(granted: frozenset[str] | set[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for scope in granted:
+        out |= _IMPLIED.get(scope, frozenset({scope}))
+    return frozenset(out)
+
+
+def tenant_of(request: Request):  # -> tenancy.models.Tenant
+    """The tenant of the authenticated caller: always from the token, never from the URL or body."""
+    return request.auth.tenant
+
+
+class HasScope(permissions.BasePermission):
+    """Grants a request when the token carries the scope the view declares for its method.
+
+    Views set ``read_scope`` (safe methods; default ``privilege:read``) and ``write_scope`` (others;
+    default ``privilege:write``). A view with ``public = True`` needs no token at all.
+    """
+
+    message = "The token lacks the scope this operation needs."
+    code = "insufficient_scope"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if getattr(view, "public", False):
+            return True
+        claims = request.auth
+        if claims is None:
+            raise exceptions.NotAuthenticated()
+        needed = required_scope(view, request.method or "GET")
+        return needed in effective_scopes(claims.scopes)
+
+
+def required_scope(view: Any, method: str) -> str:
+    if method in permissions.SAFE_METHODS:
+        return getattr(view, "read_scope", SCOPE_READ)
+    return getattr(view, "write_scope", SCOPE_WRITE)
+
+
+class BoundedJSONParser(parsers.JSONParser):
+    """JSON parser that refuses bodies over ``API_MAX_BODY_BYTES`` (413), chunked uploads included.
+
+    DRF reads the WSGI stream itself, so Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` does not apply here.
+    """
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit = settings.API_MAX_BODY_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+        if not raw.strip():
+            raise exceptions.ParseError("The request body is empty; a JSON document was expected.")
+        return super().parse(io.BytesIO(raw), media_type, parser_context)
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+# --- problem+json ---------------------------------------------------------------------------------
+_DRF_CODES: dict[type[exceptions.APIException], tuple[int, str]] = {
+    exceptions.ParseError: (400, "malformed_request"),
+    exceptions.AuthenticationFailed: (401, "invalid_token"),
+    exceptions.NotAuthenticated: (401, "not_authenticated"),
+    exceptions.PermissionDenied: (403, "insufficient_scope"),
+    exceptions.NotFound: (404, "not_found"),
+    exceptions.MethodNotAllowed: (405, "method_not_allowed"),
+    exceptions.NotAcceptable: (406, "not_acceptable"),
+    exceptions.UnsupportedMediaType: (415, "unsupported_media_type"),
+    exceptions.Throttled: (429, "throttled"),
+}
+
+
+def _flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error structure as ``{"field.sub": ["message", ...]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors" and prefix:
+                name = prefix
+            for field, messages in _flatten_errors(value, name).items():
+                out.setdefault(field, []).extend(messages)
+    elif isinstance(detail, list | tuple):
+        for index, item in enumerate(detail):
+            if isinstance(item, Mapping | list | tuple):
+                for field, messages in _flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)).items():
+                    out.setdefault(field, []).extend(messages)
+            else:
+                out.setdefault(prefix or "non_field_errors", []).append(str(item))
+    else:
+        out.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return out
+
+
+def problem_for_exception(exc: BaseException) -> Any:
+    """The problem+json response for any exception, or None for one we do not recognise."""
+    if isinstance(exc, DomainError):
+        return problem_response(status=exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
+    if isinstance(exc, exceptions.ValidationError | DjangoValidationError):
+        detail = exc.detail if isinstance(exc, exceptions.ValidationError) else _django_errors(exc)
+        return problem_response(
+            status=422,
+            code="validation_error",
+            detail="The request has invalid fields.",
+            errors=_flatten_errors(detail),
+        )
+    if isinstance(exc, Http404):
+        return problem_response(status=404, code="not_found", detail="Not found.")
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(status=413, code="payload_too_large", detail="The request body is too large.")
+    if isinstance(exc, SuspiciousOperation):
+        return problem_response(status=400, code="bad_request", detail="The request was refused.")
+    if isinstance(exc, DjangoPermissionDenied):
+        return problem_response(status=403, code="permission_denied", detail="Permission denied.")
+    if isinstance(exc, exceptions.APIException):
+        status, code = next((v for k, v in _DRF_CODES.items() if isinstance(exc, k)), (exc.status_code, "error"))
+        headers: dict[str, str] = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="privilege"'
+        if isinstance(exc, exceptions.ParseError) and "JSON parse error" in str(exc.detail):
+            code = "malformed_json"
+        return problem_response(status=status, code=code, detail=str(exc.detail), headers=headers)
+    return None
+
+
+def _django_errors(exc: DjangoValidationError) -> Any:
+    if hasattr(exc, "error_dict"):
+        return {
+            ("non_field_errors" if field == "__all__" else field): [str(m) for e in errs for m in e.messages]
+            for field, errs in exc.error_dict.items()
+        }
+    return list(exc.messages)
+
+
+def problem_exception_handler(exc: BaseException, context: Mapping[str, Any]) -> Any:
+    """DRF's EXCEPTION_HANDLER: every error leaves as problem+json, unknown ones as a bare 500."""
+    from rest_framework.views import set_rollback  # not at import time: DRF imports this module early
+
+    set_rollback()
+    response = problem_for_exception(exc)
+    if response is None:
+        logger.error("unhandled error in API view", exc_info=exc)
+        response = problem_response(status=500, code="internal_error", detail="An internal error occurred.")
+    return response

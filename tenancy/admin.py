@@ -1,0 +1,85 @@
+"""Admin for tenants, and the mixin that scopes every admin page to the staff user's tenants."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
+
+from tenancy.models import Tenant, TenantMembership
+from tenancy.selectors import tenants_for_user
+
+
+def _is_tenant_scoped(model: type[models.Model]) -> bool:
+    return any(f.name == "tenant" for f in model._meta.get_fields())
+
+
+class TenantScopedMixin:
+    """Limits an admin (or inline) to the staff user's tenants: list, detail, and every choice of a
+    tenant or tenant-scoped foreign key. A staff user opening another tenant's object gets "not found".
+    Superusers see everything."""
+
+    tenant_field = "tenant"
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        qs = super().get_queryset(request)  # type: ignore[misc]
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(**{f"{self.tenant_field}__in": tenants_for_user(request.user)})
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if not request.user.is_superuser:
+            related = db_field.related_model
+            if related is Tenant:
+                kwargs["queryset"] = tenants_for_user(request.user)
+            elif _is_tenant_scoped(related):
+                kwargs["queryset"] = related._default_manager.filter(tenant__in=tenants_for_user(request.user))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if not request.user.is_superuser and _is_tenant_scoped(db_field.related_model):
+            kwargs["queryset"] = db_field.related_model._default_manager.filter(
+                tenant__in=tenants_for_user(request.user)
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)  # type: ignore[misc]
+        tenants = list(tenants_for_user(request.user)[:2])
+        if len(tenants) == 1 and self.tenant_field == "tenant":
+            initial.setdefault("tenant", tenants[0].pk)
+        return initial
+
+
+class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
+    """Base for admins of tenant-owned models; the tenant filter lists only the user's tenants."""
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = list(super().get_list_filter(request))
+        return [("tenant", admin.RelatedOnlyFieldListFilter), *filters] if self.tenant_field == "tenant" else filters
+
+
+class TenantMembershipInline(admin.TabularInline):
+    model = TenantMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
+    tenant_field = "pk"
+    list_display = ["slug", "name", "timezone", "currency", "auto_enroll", "active", "config_version"]
+    list_filter = ["active", "auto_enroll", "currency"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["config_version", "created_at"]
+    inlines = [TenantMembershipInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list:
+        return self.inlines if request.user.is_superuser else []
