@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, pagination, parsers, permissions
@@ -47,6 +47,22 @@ def effective_scopes(granted: frozenset[str] | set[str]) -> frozenset[str]:
 def tenant_of(request: Request):  # -> tenancy.models.Tenant
     """The tenant of the authenticated caller: always from the token, never from the URL or body."""
     return request.auth.tenant
+
+
+class TenantQuerysetMixin:
+    """For generic views: ``get_queryset`` asks ``tenant_queryset(tenant)`` (a selector call) with the
+    caller's tenant. ``queryset`` names the model for schema generation, which has no request."""
+
+    queryset: Any = None
+    request: Request
+
+    def tenant_queryset(self, tenant: Any) -> Any:
+        raise ImproperlyConfigured(f"{type(self).__name__} must define tenant_queryset() (a selector call).")
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return self.tenant_queryset(tenant_of(self.request))
 
 
 class HasScope(permissions.BasePermission):

@@ -35,9 +35,9 @@ def check_broker() -> str:
     """In the embedded default tasks run in-process: there is no broker to reach."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return "ok"
-    from config.celery import app
+    from kombu import Connection
 
-    with app.connection_for_write() as conn:
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return "ok"
 

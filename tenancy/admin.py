@@ -3,8 +3,9 @@
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db import models
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from simple_history.admin import SimpleHistoryAdmin
 
 from tenancy.models import Tenant, TenantMembership
@@ -44,6 +45,11 @@ class TenantScopedMixin:
             )
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """The tenant filter lists only the user's own tenants."""
+        filters = list(super().get_list_filter(request))  # type: ignore[misc]
+        return [("tenant", admin.RelatedOnlyFieldListFilter), *filters] if self.tenant_field == "tenant" else filters
+
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)  # type: ignore[misc]
         tenants = list(tenants_for_user(request.user)[:2])
@@ -53,11 +59,37 @@ class TenantScopedMixin:
 
 
 class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
-    """Base for admins of tenant-owned models; the tenant filter lists only the user's tenants."""
+    """Base for admins of tenant-owned models that are not history-tracked."""
 
-    def get_list_filter(self, request: HttpRequest) -> Any:
-        filters = list(super().get_list_filter(request))
-        return [("tenant", admin.RelatedOnlyFieldListFilter), *filters] if self.tenant_field == "tenant" else filters
+
+class TenantScopedHistoryAdmin(TenantScopedMixin, SimpleHistoryAdmin):
+    """History and revert pages (django-simple-history) limited to the user's tenants.
+
+    simple-history falls back to the historical rows when an object is not in ``get_queryset`` (to
+    show deleted objects), which would show another tenant's history; here that fallback is kept only
+    for rows of the user's own tenants.
+    """
+
+    def _history_visible(self, request: HttpRequest, object_id: str) -> bool:
+        if request.user.is_superuser:
+            return True
+        pk_name = self.model._meta.pk.attname
+        scope = "id__in" if self.tenant_field == "pk" else f"{self.tenant_field}__in"
+        return self.model.history.filter(  # type: ignore[attr-defined]
+            **{pk_name: unquote(object_id), scope: tenants_for_user(request.user)}
+        ).exists()
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        if not self._history_visible(request, object_id):
+            raise Http404
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        if not self._history_visible(request, object_id):
+            raise Http404
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 class TenantMembershipInline(admin.TabularInline):
@@ -67,7 +99,7 @@ class TenantMembershipInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
+class TenantAdmin(TenantScopedHistoryAdmin):
     tenant_field = "pk"
     list_display = ["slug", "name", "timezone", "currency", "auto_enroll", "active", "config_version"]
     list_filter = ["active", "auto_enroll", "currency"]

@@ -8,7 +8,7 @@ from audit.api.serializers import AuditEntryInputSerializer, AuditEntryOutputSer
 from audit.models import AuditEntry
 from audit.selectors import audit_entries
 from audit.services import create_audit_entry
-from config.api import SCOPE_AUDIT, tenant_of
+from config.api import SCOPE_AUDIT, TenantQuerysetMixin, tenant_of
 
 
 class AuditEntryFilter(django_filters.FilterSet):
@@ -26,7 +26,7 @@ class AuditEntryFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["audit"])
-class AuditEntryListCreateView(generics.ListAPIView):
+class AuditEntryListCreateView(TenantQuerysetMixin, generics.ListAPIView):
     """List the tenant's audit trail (newest first), or record an entry on behalf of another service."""
 
     read_scope = SCOPE_AUDIT
@@ -34,8 +34,10 @@ class AuditEntryListCreateView(generics.ListAPIView):
     serializer_class = AuditEntryOutputSerializer
     filterset_class = AuditEntryFilter
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return audit_entries(tenant=tenant_of(self.request))
+    queryset = AuditEntry.objects.none()
+
+    def tenant_queryset(self, tenant):  # type: ignore[no-untyped-def]
+        return audit_entries(tenant=tenant)
 
     @extend_schema(request=AuditEntryInputSerializer, responses={201: AuditEntryOutputSerializer})
     def post(self, request: Request) -> Response:
@@ -46,9 +48,11 @@ class AuditEntryListCreateView(generics.ListAPIView):
 
 
 @extend_schema(tags=["audit"])
-class AuditEntryDetailView(generics.RetrieveAPIView):
+class AuditEntryDetailView(TenantQuerysetMixin, generics.RetrieveAPIView):
     read_scope = SCOPE_AUDIT
     serializer_class = AuditEntryOutputSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return audit_entries(tenant=tenant_of(self.request))
+    queryset = AuditEntry.objects.none()
+
+    def tenant_queryset(self, tenant):  # type: ignore[no-untyped-def]
+        return audit_entries(tenant=tenant)
