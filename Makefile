@@ -26,9 +26,13 @@ run: install
 test: install
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(BIN)/pytest $(PYTEST_ARGS)
 
+APPS := config tenancy members tiers benefits points events audit simulation
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	SECRET_KEY=$${SECRET_KEY:-lint-only} $(BIN)/mypy $(APPS)
+	SECRET_KEY=$${SECRET_KEY:-lint-only} $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install
 	$(BIN)/ruff format .

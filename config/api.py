@@ -44,7 +44,7 @@ def effective_scopes(granted: frozenset[str] | set[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def tenant_of(request: Request):  # -> tenancy.models.Tenant
+def tenant_of(request: Request) -> Any:  # tenancy.models.Tenant (config must not import apps)
     """The tenant of the authenticated caller: always from the token, never from the URL or body."""
     return request.auth.tenant
 

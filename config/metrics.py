@@ -31,7 +31,7 @@ TASK_RETRIES = Counter("privilege_task_retries_total", "Celery task retries, by 
 class OutboxBacklogCollector(Collector):
     """Outbox messages not yet delivered, per status, read from the database at scrape time."""
 
-    def collect(self):  # type: ignore[override]
+    def collect(self):
         from django.db.models import Count
 
         from events.models import OutboxMessage

@@ -15,13 +15,13 @@ def home(request: HttpRequest) -> HttpResponse:
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_path(request.path):
         return problem_response(status=400, code="bad_request", detail="The request was malformed.")
-    return defaults.bad_request(request, exception)
+    return defaults.bad_request(request, exception or Exception())
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_path(request.path):
         return problem_response(status=403, code="permission_denied", detail="Permission denied.")
-    return defaults.permission_denied(request, exception)
+    return defaults.permission_denied(request, exception or Exception())
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -75,7 +75,7 @@ class TenantScopedHistoryAdmin(TenantScopedMixin, SimpleHistoryAdmin):
             return True
         pk_name = self.model._meta.pk.attname
         scope = "id__in" if self.tenant_field == "pk" else f"{self.tenant_field}__in"
-        return self.model.history.filter(  # type: ignore[attr-defined]
+        return self.model.history.filter(
             **{pk_name: unquote(object_id), scope: tenants_for_user(request.user)}
         ).exists()
 

@@ -7,7 +7,7 @@ class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "tenancy.auth.JWTAuthentication"
     name = "bearerAuth"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema):
         return {
             "type": "http",
             "scheme": "bearer",

@@ -1,6 +1,7 @@
 """Read access to tenants."""
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from typing import Any
+
 from django.db.models import QuerySet
 
 from tenancy.models import Tenant
@@ -10,7 +11,7 @@ def tenant_by_slug(slug: str) -> Tenant | None:
     return Tenant.objects.filter(slug=slug, active=True).first()
 
 
-def tenants_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Tenant]:
+def tenants_for_user(user: Any) -> QuerySet[Tenant]:
     """The tenants a staff user may administer: all for a superuser, their memberships otherwise."""
     if not user.is_authenticated or not user.is_active:
         return Tenant.objects.none()

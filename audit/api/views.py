@@ -36,7 +36,7 @@ class AuditEntryListCreateView(TenantQuerysetMixin, generics.ListAPIView):
 
     queryset = AuditEntry.objects.none()
 
-    def tenant_queryset(self, tenant):  # type: ignore[no-untyped-def]
+    def tenant_queryset(self, tenant):
         return audit_entries(tenant=tenant)
 
     @extend_schema(request=AuditEntryInputSerializer, responses={201: AuditEntryOutputSerializer})
@@ -54,5 +54,5 @@ class AuditEntryDetailView(TenantQuerysetMixin, generics.RetrieveAPIView):
 
     queryset = AuditEntry.objects.none()
 
-    def tenant_queryset(self, tenant):  # type: ignore[no-untyped-def]
+    def tenant_queryset(self, tenant):
         return audit_entries(tenant=tenant)

@@ -9,7 +9,7 @@ from tenancy.tokens import issue_token
 class Command(BaseCommand):
     help = "Print an API token for a tenant, signed with the configured (or local development) key."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True, help="tenant slug")
         parser.add_argument(
             "--scope", default="privilege:read", help='space-separated, e.g. "privilege:read privilege:write"'
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--sub", default="cli", help="subject (the calling service or user)")
         parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options):
         if tenant_by_slug(options["tenant"]) is None:
             raise CommandError(f"No active tenant with slug {options['tenant']!r}.")
         scopes = options["scope"].split()

@@ -6,7 +6,7 @@ from tenancy.demo import ensure_admin_login, seed_demo_tenant
 class Command(BaseCommand):
     help = "Load the demo program (idempotent) and print the admin login."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options):
         tenant = seed_demo_tenant()
         username, password = ensure_admin_login(tenant)
         self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' ready ({tenant.name})."))
