@@ -87,3 +87,12 @@ def create_audit_entry(
         reason=reason,
         source=AuditEntry.Source.API,
     )
+
+
+def snapshot(instance: models.Model) -> dict[str, Any]:
+    """The row's concrete field values (foreign keys as ids), for an audit entry's before/after."""
+    return {
+        field.attname: getattr(instance, field.attname)
+        for field in instance._meta.concrete_fields
+        if field.attname not in ("created_at", "updated_at")
+    }

@@ -12,6 +12,8 @@ api_v1 = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include("audit.api.urls")),
+    path("", include("tiers.api.urls")),
+    path("", include("members.api.urls")),
 ]
 
 urlpatterns = [

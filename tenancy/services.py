@@ -1,0 +1,86 @@
+"""Writes shared by every configuration model: validated save and protected delete, each audited and
+bumping the tenant's ``config_version`` (so cached engine snapshots go stale at once)."""
+
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, models, transaction
+from django.db.models import ProtectedError
+
+from audit.services import record_audit, snapshot
+from config.errors import Conflict
+from tenancy.models import Tenant
+
+M = TypeVar("M", bound=models.Model)
+
+
+class DuplicateCode(Conflict):
+    code = "duplicate_code"
+    default_detail = "Another object of this kind already uses this code."
+
+
+class InUse(Conflict):
+    code = "in_use"
+    default_detail = "The object is in use and cannot be deleted; archive it instead."
+
+
+def save_config(
+    *, tenant: Tenant, instance: M, actor: Any, unique_scope: dict[str, Any] | None = None, reason: str = ""
+) -> M:
+    """Validate and save a configuration row of ``tenant`` inside the caller's transaction.
+
+    ``unique_scope`` names the filter within which ``code`` must be unique (default: the tenant); a
+    clash is a 409 ``duplicate_code`` naming the field. Audit entry ``<model>.created|updated`` with the
+    row before and after.
+    """
+    model = type(instance)
+    creating = instance._state.adding
+    before = None if creating else snapshot(model._default_manager.get(pk=instance.pk))
+    instance.tenant = tenant  # type: ignore[attr-defined]
+    code = getattr(instance, "code", None)
+    if code is not None:
+        clash = model._default_manager.filter(**(unique_scope or {"tenant": tenant}), code=code)
+        if not creating:
+            clash = clash.exclude(pk=instance.pk)
+        if clash.exists():
+            raise DuplicateCode(errors={"code": [f"{model._meta.verbose_name.capitalize()} {code!r} already exists."]})
+    instance.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError as exc:  # a concurrent writer took the code (or rank) first
+        raise DuplicateCode("A concurrent change took this code or rank; reload and retry.") from exc
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action=f"{model._meta.model_name}.{'created' if creating else 'updated'}",
+        target=instance,
+        before=before,
+        after=snapshot(instance),
+        reason=reason,
+    )
+    tenant.bump_config_version()
+    return instance
+
+
+def delete_config(*, tenant: Tenant, instance: models.Model, actor: Any, holders: list[str], reason: str = "") -> None:
+    """Delete a configuration row unless something holds it. ``holders`` are human descriptions of what
+    does ("held by 3 members"); any → 409 ``in_use`` saying so. Audited; bumps ``config_version``."""
+    if holders:
+        raise InUse(f"Cannot delete {instance}: {'; '.join(holders)}. Archive it instead.")
+    before = snapshot(instance)
+    target_type, target_id = instance._meta.label_lower, str(instance.pk)
+    try:
+        with transaction.atomic():
+            instance.delete()
+    except ProtectedError as exc:  # a reference the caller did not list
+        raise InUse(f"Cannot delete {instance}: other records still reference it. Archive it instead.") from exc
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action=f"{instance._meta.model_name}.deleted",
+        target_type=target_type,
+        target_id=target_id,
+        before=before,
+        reason=reason,
+    )
+    tenant.bump_config_version()

@@ -1,0 +1,332 @@
+"""Writes of the tier context: configuration of ladders and rules, and members' tier assignments.
+
+Configuration services validate, save, audit and bump the tenant's ``config_version`` in one
+transaction (``tenancy.services.save_config``). Member tier services lock the member, change the
+assignment, append a :class:`MemberTierChange`, audit, and emit ``tier.changed`` in one transaction.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import describe_actor, record_audit
+from config.errors import Conflict, Invalid, NotFound
+from config.tracing import current_request_id
+from events.services import emit
+from members.locks import lock_member
+from members.models import Member
+from tenancy.models import Tenant
+from tenancy.services import delete_config, save_config
+from tiers.models import (
+    AssignmentSource,
+    MemberTierAssignment,
+    MemberTierChange,
+    PromotionRule,
+    Tier,
+    TierType,
+)
+
+
+class TierImmutable(Conflict):
+    code = "tier_immutable"
+    default_detail = "The member's current tier is immutable: invitations cannot move them out of it."
+
+
+class InvitationNotUpward(Conflict):
+    code = "invitation_not_upward"
+    default_detail = "An invitation can only move a member up."
+
+
+class MemberErased(Conflict):
+    code = "member_erased"
+    default_detail = "The member was erased; their tiers cannot change."
+
+
+class AssignmentNotFound(NotFound):
+    code = "tier_assignment_not_found"
+    default_detail = "The member holds no tier in this tier type."
+
+
+# --- configuration --------------------------------------------------------------------------------
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@transaction.atomic
+def save_tier_type(*, tenant: Tenant, tier_type: TierType, actor: Any) -> TierType:
+    """Create or update a tier type. An active type that has tiers must have a default tier.
+
+    An active type with no tiers yet is allowed (an empty ladder assigns nothing); its first tier must
+    then be the default (see :func:`save_tier`).
+    """
+    if tier_type.active and tier_type.pk:
+        tiers = Tier.objects.filter(tier_type=tier_type)
+        if tiers.exists() and not tiers.filter(is_default=True).exists():
+            raise Invalid(errors={"active": ["Make one of its tiers the default before activating this tier type."]})
+    return save_config(tenant=tenant, instance=tier_type, actor=actor)
+
+
+@transaction.atomic
+def delete_tier_type(*, tenant: Tenant, tier_type: TierType, actor: Any) -> None:
+    """Delete a tier type and its tiers, unless members hold them, rules reference it, or history names it."""
+    holders = []
+    if n := MemberTierAssignment.objects.filter(tier_type=tier_type).count():
+        holders.append(f"held by {_plural(n, 'member')}")
+    if rules := list(PromotionRule.objects.filter(tier_type=tier_type).values_list("code", flat=True)[:5]):
+        n = PromotionRule.objects.filter(tier_type=tier_type).count()
+        holders.append(f"referenced by {_plural(n, 'promotion rule')} ({', '.join(rules)}{', …' if n > 5 else ''})")
+    if n := MemberTierChange.objects.filter(tier_type=tier_type).count():
+        holders.append(f"named in {_plural(n, 'tier change')} of member history")
+    delete_config(tenant=tenant, instance=tier_type, actor=actor, holders=holders)
+
+
+@transaction.atomic
+def save_tier(*, tenant: Tenant, tier: Tier, actor: Any) -> Tier:
+    """Create or update a tier, keeping exactly one default tier per tier type that has tiers.
+
+    Making a tier the default moves the default to it (the previous default stops being one). An
+    active tier type's default cannot simply be unset: make another tier the default instead.
+    """
+    tier_type = TierType.objects.select_for_update().get(pk=tier.tier_type_id, tenant=tenant)
+    siblings = Tier.objects.filter(tier_type=tier_type).exclude(pk=tier.pk)
+    if siblings.filter(rank=tier.rank).exists():
+        raise Invalid(errors={"rank": [f"Rank {tier.rank} is already used in {tier_type.code}."]})
+    current_default = siblings.filter(is_default=True).first()
+    if not tier.is_default and current_default is None and tier_type.active:
+        was_default = tier.pk is not None and Tier.objects.filter(pk=tier.pk, is_default=True).exists()
+        if was_default or not siblings.exists():
+            raise Invalid(
+                errors={"is_default": [
+                    "An active tier type needs a default tier: make another tier the default instead."
+                    if was_default
+                    else "The first tier of an active tier type must be its default."
+                ]}
+            )
+    if tier.is_default and current_default is not None:
+        current_default.is_default = False
+        save_config(tenant=tenant, instance=current_default, actor=actor, reason=f"default moved to {tier.code}",
+                    unique_scope={"tenant": tenant, "tier_type": tier_type})
+    return save_config(tenant=tenant, instance=tier, actor=actor, unique_scope={"tenant": tenant, "tier_type": tier_type})
+
+
+@transaction.atomic
+def delete_tier(*, tenant: Tenant, tier: Tier, actor: Any) -> None:
+    holders = []
+    if n := MemberTierAssignment.objects.filter(tier=tier).count():
+        holders.append(f"held by {_plural(n, 'member')}")
+    if rules := list(PromotionRule.objects.filter(target_tier=tier).values_list("code", flat=True)[:5]):
+        holders.append(f"target of promotion rule(s) {', '.join(rules)}")
+    if n := MemberTierChange.objects.filter(from_tier=tier).count() + MemberTierChange.objects.filter(
+        to_tier=tier
+    ).count():
+        holders.append(f"named in {_plural(n, 'tier change')} of member history")
+    if tier.is_default and tier.tier_type.active and Tier.objects.filter(tier_type=tier.tier_type_id).count() > 1:
+        holders.append("it is the default tier of an active tier type (make another tier the default first)")
+    delete_config(tenant=tenant, instance=tier, actor=actor, holders=holders)
+
+
+@transaction.atomic
+def save_promotion_rule(*, tenant: Tenant, rule: PromotionRule, actor: Any) -> PromotionRule:
+    return save_config(tenant=tenant, instance=rule, actor=actor)
+
+
+@transaction.atomic
+def delete_promotion_rule(*, tenant: Tenant, rule: PromotionRule, actor: Any) -> None:
+    holders = []
+    if n := MemberTierChange.objects.filter(rule=rule).count():
+        holders.append(f"it decided {_plural(n, 'tier change')} of member history")
+    if n := MemberTierAssignment.objects.filter(rule=rule).count():
+        holders.append(f"it is the reason {_plural(n, 'member')} hold their tier")
+    delete_config(tenant=tenant, instance=rule, actor=actor, holders=holders)
+
+
+# --- member tier assignments ----------------------------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def apply_tier_change(
+    *,
+    tenant: Tenant,
+    member: Member,
+    tier_type: TierType,
+    to_tier: Tier | None,
+    source: str,
+    actor: Any,
+    reason: str = "",
+    rule: PromotionRule | None = None,
+    event_ref: str = "",
+    valid_until: datetime | None = None,
+    lock_until: datetime | None = None,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> MemberTierChange:
+    """Move ``member`` to ``to_tier`` in ``tier_type`` (None removes the assignment).
+
+    The building block of every tier movement (manual, invitation, automatic, review, rollback). The
+    caller holds the member's lock inside its transaction and has checked the movement is allowed.
+    Writes the assignment, a :class:`MemberTierChange`, an audit entry and, when the tier actually
+    changed, a ``tier.changed`` message.
+    """
+    now = now or timezone.now()
+    assignment = MemberTierAssignment.objects.filter(member=member, tier_type=tier_type).select_related("tier").first()
+    from_tier = assignment.tier if assignment else None
+    before = _assignment_view(assignment)
+    if to_tier is None:
+        if assignment is not None:
+            assignment.delete()
+        assignment = None
+    elif assignment is None:
+        assignment = MemberTierAssignment.objects.create(
+            tenant=tenant, member=member, tier_type=tier_type, tier=to_tier, source=source, rule=rule,
+            since=now, enrolled_at=now, valid_until=valid_until, lock_until=lock_until, expires_at=expires_at,
+        )
+    else:
+        if assignment.tier_id != to_tier.pk:
+            assignment.since = now
+        assignment.tier, assignment.source, assignment.rule = to_tier, source, rule
+        assignment.valid_until, assignment.lock_until, assignment.expires_at = valid_until, lock_until, expires_at
+        assignment.save()
+    change = MemberTierChange.objects.create(
+        tenant=tenant, member=member, tier_type=tier_type, from_tier=from_tier, to_tier=to_tier, source=source,
+        reason=reason, rule=rule, event_ref=event_ref, actor=describe_actor(actor), at=now,
+        valid_until=valid_until, lock_until=lock_until, expires_at=expires_at, correlation_id=current_request_id(),
+    )
+    record_audit(
+        tenant=tenant, actor=actor, action="member.tier_changed", target=change, member_id=member.external_id,
+        before=before, after=_assignment_view(assignment), reason=reason,
+    )
+    if (from_tier and from_tier.pk) != (to_tier and to_tier.pk):
+        emit(
+            tenant=tenant,
+            type="tier.changed",
+            member_id=member.external_id,
+            occurred_at=now,
+            data={
+                "tier_type": tier_type.code,
+                "from": from_tier.code if from_tier else None,
+                "to": to_tier.code if to_tier else None,
+                "from_rank": from_tier.rank if from_tier else None,
+                "to_rank": to_tier.rank if to_tier else None,
+                "source": source,
+                "reason": reason,
+                "rule": rule.code if rule else None,
+                "valid_until": _iso(valid_until),
+                "lock_until": _iso(lock_until),
+                "expires_at": _iso(expires_at),
+            },
+        )
+    return change
+
+
+def _assignment_view(assignment: MemberTierAssignment | None) -> dict[str, Any] | None:
+    if assignment is None:
+        return None
+    return {
+        "tier_type": assignment.tier_type.code,
+        "tier": assignment.tier.code,
+        "source": assignment.source,
+        "valid_until": _iso(assignment.valid_until),
+        "lock_until": _iso(assignment.lock_until),
+        "expires_at": _iso(assignment.expires_at),
+    }
+
+
+def assign_default_tiers_locked(*, tenant: Tenant, member: Member, actor: Any, now: datetime | None = None) -> list[MemberTierChange]:
+    """Give the member the default tier of every active tier type they hold nothing in (caller holds the
+    member's lock). Idempotent: a type the member already holds a tier in is left alone."""
+    held = set(MemberTierAssignment.objects.filter(member=member).values_list("tier_type_id", flat=True))
+    defaults = (
+        Tier.objects.filter(tenant=tenant, is_default=True, tier_type__active=True)
+        .exclude(tier_type_id__in=held)
+        .select_related("tier_type")
+        .order_by("-tier_type__priority", "tier_type_id")
+    )
+    return [
+        apply_tier_change(
+            tenant=tenant, member=member, tier_type=tier.tier_type, to_tier=tier, source=AssignmentSource.AUTO,
+            actor=actor, reason="default tier at enrollment", now=now,
+        )
+        for tier in defaults
+    ]
+
+
+@transaction.atomic
+def assign_default_tiers(*, tenant: Tenant, member: Member, actor: Any) -> list[MemberTierChange]:
+    """``POST /member/{id}/tier``: assign missing default tiers."""
+    member = lock_member(member)
+    if member.status == Member.Status.ERASED:
+        raise MemberErased()
+    return assign_default_tiers_locked(tenant=tenant, member=member, actor=actor)
+
+
+@transaction.atomic
+def change_member_tier(
+    *,
+    tenant: Tenant,
+    member: Member,
+    tier: Tier,
+    reason: str,
+    actor: Any,
+    source: str = AssignmentSource.MANUAL,
+    lock_until: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> MemberTierChange:
+    """A manual change or an invitation (DOMAIN §3.4).
+
+    - ``manual``: any tier of the type, even out of an immutable tier (the admin's override).
+    - ``invitation`` / ``event_code``: only upward; may target a non-climbable tier; never out of an
+      immutable tier.
+    - The tier must be assignable now (time-bound tiers), its type active, ``lock_until`` and
+      ``expires_at`` in the future. Choosing the tier the member already holds updates its lock and
+      expiry (history row and audit, but no ``tier.changed``: the tier did not change).
+    """
+    now = timezone.now()
+    errors: dict[str, list[str]] = {}
+    if not reason.strip():
+        errors["reason"] = ["A reason is required."]
+    if source not in (AssignmentSource.MANUAL, AssignmentSource.INVITATION, AssignmentSource.EVENT_CODE):
+        errors["source"] = ["Must be manual or invitation."]
+    if not tier.tier_type.active:
+        errors["tier_type"] = [f"Tier type {tier.tier_type.code} is not active."]
+    if not tier.is_available(now):
+        errors["tier"] = [f"Tier {tier.code} is not assignable now (time-bound tier)."]
+    if lock_until is not None and lock_until <= now:
+        errors["lock_until"] = ["Must be in the future."]
+    if expires_at is not None and expires_at <= now:
+        errors["expires_at"] = ["Must be in the future."]
+    if errors:
+        raise Invalid(errors=errors)
+    member = lock_member(member)
+    if member.status == Member.Status.ERASED:
+        raise MemberErased()
+    current = MemberTierAssignment.objects.filter(member=member, tier_type=tier.tier_type).select_related("tier").first()
+    if source != AssignmentSource.MANUAL and current is not None:
+        if current.tier.immutable and current.tier_id != tier.pk:
+            raise TierImmutable()
+        if tier.rank <= current.tier.rank:
+            raise InvitationNotUpward(
+                f"The member already holds {current.tier.code} (rank {current.tier.rank}); "
+                f"{tier.code} (rank {tier.rank}) is not higher."
+            )
+    return apply_tier_change(
+        tenant=tenant, member=member, tier_type=tier.tier_type, to_tier=tier, source=source, actor=actor,
+        reason=reason.strip(), lock_until=lock_until, expires_at=expires_at,
+        valid_until=current.valid_until if current and current.tier_id == tier.pk else None, now=now,
+    )
+
+
+@transaction.atomic
+def remove_member_tier(*, tenant: Tenant, member: Member, tier_type: TierType, reason: str, actor: Any) -> MemberTierChange:
+    """``DELETE /member/{id}/tier``: the member no longer holds a tier in this type (reason required)."""
+    if not reason.strip():
+        raise Invalid(errors={"reason": ["A reason is required."]})
+    member = lock_member(member)
+    if not MemberTierAssignment.objects.filter(member=member, tier_type=tier_type).exists():
+        raise AssignmentNotFound()
+    return apply_tier_change(
+        tenant=tenant, member=member, tier_type=tier_type, to_tier=None, source=AssignmentSource.MANUAL,
+        actor=actor, reason=reason.strip(),
+    )
