@@ -69,7 +69,8 @@ class HasScope(permissions.BasePermission):
     """Grants a request when the token carries the scope the view declares for its method.
 
     Views set ``read_scope`` (safe methods; default ``privilege:read``) and ``write_scope`` (others;
-    default ``privilege:write``). A view with ``public = True`` needs no token at all.
+    default ``privilege:write``), or ``method_scopes`` per HTTP method where one view mixes them. A view
+    with ``public = True`` needs no token at all.
     """
 
     message = "The token lacks the scope this operation needs."
@@ -86,6 +87,10 @@ class HasScope(permissions.BasePermission):
 
 
 def required_scope(view: Any, method: str) -> str:
+    """``view.method_scopes[method]`` if declared, else read for safe methods and write otherwise."""
+    declared = getattr(view, "method_scopes", {}).get(method)
+    if declared:
+        return declared
     if method in permissions.SAFE_METHODS:
         return getattr(view, "read_scope", SCOPE_READ)
     return getattr(view, "write_scope", SCOPE_WRITE)

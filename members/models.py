@@ -2,8 +2,8 @@
 
 from django.db import models
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
 
+from tenancy.history import tracked
 from tenancy.models import Tenant
 
 
@@ -24,7 +24,7 @@ class Member(models.Model):
     iam_linked = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = tracked()
 
     class Meta:
         ordering = ["-registered_at", "-id"]

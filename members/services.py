@@ -101,7 +101,11 @@ def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) ->
     member.full_clean(validate_unique=False, validate_constraints=False)
     member.save()
     record_audit(
-        tenant=tenant, actor=actor, action="member.registered", target=member, member_id=member.external_id,
+        tenant=tenant,
+        actor=actor,
+        action="member.registered",
+        target=member,
+        member_id=member.external_id,
         after={"external_id": member.external_id, "status": member.status},
     )
     emit(

@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F
-from simple_history.models import HistoricalRecords
+
+from tenancy.history import tracked
 
 
 def validate_timezone(value: str) -> None:
@@ -53,7 +54,7 @@ class Tenant(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(excluded_fields=["config_version"])
+    history = tracked(excluded_fields=["config_version"])
 
     class Meta:
         ordering = ["slug"]
@@ -78,3 +79,25 @@ class TenantMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant}"
+
+
+class IdempotencyKey(models.Model):
+    """A caller's ``Idempotency-Key`` and the response it got, kept 24 hours (API.md).
+
+    ``response_status`` is null while the first request is still being processed.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body.")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="uniq_idempotency_key")]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_expiry")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -136,7 +136,9 @@ def _criterion(item: Any) -> Criterion:
 
 
 # --- text form ------------------------------------------------------------------------------------
-_LINE = re.compile(r"^\s*(?P<metric>\S+)\s+(?P<op>>=|<=|!=|==|=|>|<|≥|≤|≠|in)\s+(?P<value>.+?)(?:\s+window\s+(?P<window>\d+))?\s*$")
+_LINE = re.compile(
+    r"^\s*(?P<metric>\S+)\s+(?P<op>>=|<=|!=|==|=|>|<|≥|≤|≠|in)\s+(?P<value>.+?)(?:\s+window\s+(?P<window>\d+))?\s*$"
+)
 
 
 def parse_criteria_text(text: str) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
+from tenancy.history import tracked
 from tenancy.models import Tenant
 from tiers.criteria import CriteriaError, normalize_criteria, summarize_criterion
 
@@ -59,12 +59,16 @@ class TierType(models.Model):
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.HYBRID)
     qualification = models.CharField(max_length=20, choices=Qualification.choices, default=Qualification.CALENDAR_YEAR)
     window_days = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(3660)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3660)],
         help_text="Rolling qualification only: the window length in days.",
     )
     validity = models.CharField(max_length=20, choices=Validity.choices, default=Validity.END_OF_NEXT_PERIOD)
     validity_days = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(3660)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3660)],
         help_text="fixed_days validity only: how long a claim lasts.",
     )
     grace_days = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(3660)])
@@ -76,7 +80,7 @@ class TierType(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = tracked()
 
     class Meta:
         ordering = ["-priority", "code"]
@@ -125,7 +129,7 @@ class Tier(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = tracked()
 
     class Meta:
         ordering = ["tier_type_id", "rank"]
@@ -175,7 +179,11 @@ class PromotionRule(models.Model):
     tier_type = models.ForeignKey(TierType, on_delete=models.PROTECT, related_name="rules")
     direction = models.CharField(max_length=16, choices=Direction.choices, default=Direction.PROMOTION)
     target_tier = models.ForeignKey(
-        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="rules",
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="rules",
         help_text="Required for promotion; for demotion, empty = one tier down.",
     )
     combinator = models.CharField(max_length=8, choices=Combinator.choices, default=Combinator.ANY)
@@ -188,7 +196,7 @@ class PromotionRule(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = tracked()
 
     class Meta:
         ordering = ["tier_type_id", "direction", "-priority", "id"]
@@ -258,7 +266,7 @@ class MemberTierAssignment(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Manual change ends; back to entitled tier.")
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = tracked()
 
     class Meta:
         ordering = ["member_id", "-tier_type__priority", "tier_type_id"]

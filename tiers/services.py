@@ -98,17 +98,26 @@ def save_tier(*, tenant: Tenant, tier: Tier, actor: Any) -> Tier:
         was_default = tier.pk is not None and Tier.objects.filter(pk=tier.pk, is_default=True).exists()
         if was_default or not siblings.exists():
             raise Invalid(
-                errors={"is_default": [
-                    "An active tier type needs a default tier: make another tier the default instead."
-                    if was_default
-                    else "The first tier of an active tier type must be its default."
-                ]}
+                errors={
+                    "is_default": [
+                        "An active tier type needs a default tier: make another tier the default instead."
+                        if was_default
+                        else "The first tier of an active tier type must be its default."
+                    ]
+                }
             )
     if tier.is_default and current_default is not None:
         current_default.is_default = False
-        save_config(tenant=tenant, instance=current_default, actor=actor, reason=f"default moved to {tier.code}",
-                    unique_scope={"tenant": tenant, "tier_type": tier_type})
-    return save_config(tenant=tenant, instance=tier, actor=actor, unique_scope={"tenant": tenant, "tier_type": tier_type})
+        save_config(
+            tenant=tenant,
+            instance=current_default,
+            actor=actor,
+            reason=f"default moved to {tier.code}",
+            unique_scope={"tenant": tenant, "tier_type": tier_type},
+        )
+    return save_config(
+        tenant=tenant, instance=tier, actor=actor, unique_scope={"tenant": tenant, "tier_type": tier_type}
+    )
 
 
 @transaction.atomic
@@ -118,9 +127,10 @@ def delete_tier(*, tenant: Tenant, tier: Tier, actor: Any) -> None:
         holders.append(f"held by {_plural(n, 'member')}")
     if rules := list(PromotionRule.objects.filter(target_tier=tier).values_list("code", flat=True)[:5]):
         holders.append(f"target of promotion rule(s) {', '.join(rules)}")
-    if n := MemberTierChange.objects.filter(from_tier=tier).count() + MemberTierChange.objects.filter(
-        to_tier=tier
-    ).count():
+    if (
+        n := MemberTierChange.objects.filter(from_tier=tier).count()
+        + MemberTierChange.objects.filter(to_tier=tier).count()
+    ):
         holders.append(f"named in {_plural(n, 'tier change')} of member history")
     if tier.is_default and tier.tier_type.active and Tier.objects.filter(tier_type=tier.tier_type_id).count() > 1:
         holders.append("it is the default tier of an active tier type (make another tier the default first)")
@@ -180,8 +190,17 @@ def apply_tier_change(
         assignment = None
     elif assignment is None:
         assignment = MemberTierAssignment.objects.create(
-            tenant=tenant, member=member, tier_type=tier_type, tier=to_tier, source=source, rule=rule,
-            since=now, enrolled_at=now, valid_until=valid_until, lock_until=lock_until, expires_at=expires_at,
+            tenant=tenant,
+            member=member,
+            tier_type=tier_type,
+            tier=to_tier,
+            source=source,
+            rule=rule,
+            since=now,
+            enrolled_at=now,
+            valid_until=valid_until,
+            lock_until=lock_until,
+            expires_at=expires_at,
         )
     else:
         if assignment.tier_id != to_tier.pk:
@@ -190,13 +209,31 @@ def apply_tier_change(
         assignment.valid_until, assignment.lock_until, assignment.expires_at = valid_until, lock_until, expires_at
         assignment.save()
     change = MemberTierChange.objects.create(
-        tenant=tenant, member=member, tier_type=tier_type, from_tier=from_tier, to_tier=to_tier, source=source,
-        reason=reason, rule=rule, event_ref=event_ref, actor=describe_actor(actor), at=now,
-        valid_until=valid_until, lock_until=lock_until, expires_at=expires_at, correlation_id=current_request_id(),
+        tenant=tenant,
+        member=member,
+        tier_type=tier_type,
+        from_tier=from_tier,
+        to_tier=to_tier,
+        source=source,
+        reason=reason,
+        rule=rule,
+        event_ref=event_ref,
+        actor=describe_actor(actor),
+        at=now,
+        valid_until=valid_until,
+        lock_until=lock_until,
+        expires_at=expires_at,
+        correlation_id=current_request_id(),
     )
     record_audit(
-        tenant=tenant, actor=actor, action="member.tier_changed", target=change, member_id=member.external_id,
-        before=before, after=_assignment_view(assignment), reason=reason,
+        tenant=tenant,
+        actor=actor,
+        action="member.tier_changed",
+        target=change,
+        member_id=member.external_id,
+        before=before,
+        after=_assignment_view(assignment),
+        reason=reason,
     )
     if (from_tier and from_tier.pk) != (to_tier and to_tier.pk):
         emit(
@@ -234,7 +271,9 @@ def _assignment_view(assignment: MemberTierAssignment | None) -> dict[str, Any] 
     }
 
 
-def assign_default_tiers_locked(*, tenant: Tenant, member: Member, actor: Any, now: datetime | None = None) -> list[MemberTierChange]:
+def assign_default_tiers_locked(
+    *, tenant: Tenant, member: Member, actor: Any, now: datetime | None = None
+) -> list[MemberTierChange]:
     """Give the member the default tier of every active tier type they hold nothing in (caller holds the
     member's lock). Idempotent: a type the member already holds a tier in is left alone."""
     held = set(MemberTierAssignment.objects.filter(member=member).values_list("tier_type_id", flat=True))
@@ -246,8 +285,14 @@ def assign_default_tiers_locked(*, tenant: Tenant, member: Member, actor: Any, n
     )
     return [
         apply_tier_change(
-            tenant=tenant, member=member, tier_type=tier.tier_type, to_tier=tier, source=AssignmentSource.AUTO,
-            actor=actor, reason="default tier at enrollment", now=now,
+            tenant=tenant,
+            member=member,
+            tier_type=tier.tier_type,
+            to_tier=tier,
+            source=AssignmentSource.AUTO,
+            actor=actor,
+            reason="default tier at enrollment",
+            now=now,
         )
         for tier in defaults
     ]
@@ -302,7 +347,9 @@ def change_member_tier(
     member = lock_member(member)
     if member.status == Member.Status.ERASED:
         raise MemberErased()
-    current = MemberTierAssignment.objects.filter(member=member, tier_type=tier.tier_type).select_related("tier").first()
+    current = (
+        MemberTierAssignment.objects.filter(member=member, tier_type=tier.tier_type).select_related("tier").first()
+    )
     if source != AssignmentSource.MANUAL and current is not None:
         if current.tier.immutable and current.tier_id != tier.pk:
             raise TierImmutable()
@@ -312,14 +359,24 @@ def change_member_tier(
                 f"{tier.code} (rank {tier.rank}) is not higher."
             )
     return apply_tier_change(
-        tenant=tenant, member=member, tier_type=tier.tier_type, to_tier=tier, source=source, actor=actor,
-        reason=reason.strip(), lock_until=lock_until, expires_at=expires_at,
-        valid_until=current.valid_until if current and current.tier_id == tier.pk else None, now=now,
+        tenant=tenant,
+        member=member,
+        tier_type=tier.tier_type,
+        to_tier=tier,
+        source=source,
+        actor=actor,
+        reason=reason.strip(),
+        lock_until=lock_until,
+        expires_at=expires_at,
+        valid_until=current.valid_until if current and current.tier_id == tier.pk else None,
+        now=now,
     )
 
 
 @transaction.atomic
-def remove_member_tier(*, tenant: Tenant, member: Member, tier_type: TierType, reason: str, actor: Any) -> MemberTierChange:
+def remove_member_tier(
+    *, tenant: Tenant, member: Member, tier_type: TierType, reason: str, actor: Any
+) -> MemberTierChange:
     """``DELETE /member/{id}/tier``: the member no longer holds a tier in this type (reason required)."""
     if not reason.strip():
         raise Invalid(errors={"reason": ["A reason is required."]})
@@ -327,6 +384,11 @@ def remove_member_tier(*, tenant: Tenant, member: Member, tier_type: TierType, r
     if not MemberTierAssignment.objects.filter(member=member, tier_type=tier_type).exists():
         raise AssignmentNotFound()
     return apply_tier_change(
-        tenant=tenant, member=member, tier_type=tier_type, to_tier=None, source=AssignmentSource.MANUAL,
-        actor=actor, reason=reason.strip(),
+        tenant=tenant,
+        member=member,
+        tier_type=tier_type,
+        to_tier=None,
+        source=AssignmentSource.MANUAL,
+        actor=actor,
+        reason=reason.strip(),
     )

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from members.api import views
+
+urlpatterns = [
+    path("member", views.MemberListCreateView.as_view(), name="member-list"),
+    path("member/<str:member_id>", views.MemberDetailView.as_view(), name="member-detail"),
+    path("member/<str:member_id>/tier", views.MemberTierView.as_view(), name="member-tier"),
+]

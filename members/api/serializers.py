@@ -1,0 +1,76 @@
+from datetime import timedelta
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from members.models import Member
+from tiers.models import MemberTierAssignment
+
+
+class MemberTierOutputSerializer(serializers.Serializer):
+    """One entry per tier type the member holds (API.md ``GET /member/{memberId}/tier``)."""
+
+    tier_type = serializers.CharField(source="tier_type.code")
+    tier_type_name = serializers.CharField(source="tier_type.name")
+    tier = serializers.CharField(source="tier.code")
+    tier_name = serializers.CharField(source="tier.name")
+    rank = serializers.IntegerField(source="tier.rank")
+    since = serializers.DateTimeField()
+    valid_until = serializers.DateTimeField(allow_null=True)
+    grace_until = serializers.SerializerMethodField()
+    source = serializers.CharField()
+    locked_until = serializers.DateTimeField(source="lock_until", allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_grace_until(self, assignment: MemberTierAssignment) -> str | None:
+        if assignment.valid_until is None:
+            return None
+        grace = assignment.valid_until + timedelta(days=assignment.tier_type.grace_days)
+        return serializers.DateTimeField().to_representation(grace)
+
+
+class MemberOutputSerializer(serializers.ModelSerializer):
+    tiers = MemberTierOutputSerializer(source="tier_assignments", many=True, read_only=True)
+
+    class Meta:
+        model = Member
+        fields = [
+            "external_id",
+            "name",
+            "email",
+            "mobile",
+            "status",
+            "attributes",
+            "registered_at",
+            "iam_linked",
+            "tiers",
+        ]
+        read_only_fields = fields
+
+
+class MemberRegisterInputSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    email = serializers.CharField(max_length=254, required=False, allow_blank=True, default="")
+    mobile = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    attributes = serializers.DictField(required=False, default=dict)
+
+    def validate_external_id(self, value: str) -> str:
+        if "/" in value or not value.strip():
+            raise serializers.ValidationError("Must be non-blank and contain no '/'.")
+        return value
+
+
+class MemberTierChangeInputSerializer(serializers.Serializer):
+    tier_type = serializers.SlugField(max_length=64)
+    tier = serializers.SlugField(max_length=64)
+    reason = serializers.CharField(max_length=2000)
+    source = serializers.ChoiceField(choices=["manual", "invitation"], default="manual")
+    lock_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class MemberTierRemoveInputSerializer(serializers.Serializer):
+    tier_type = serializers.SlugField(max_length=64)
+    reason = serializers.CharField(max_length=2000)

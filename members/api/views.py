@@ -1,0 +1,154 @@
+"""Member registration and profile, and the member's tiers (seed 14.2)."""
+
+import django_filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import SCOPE_ADMIN, SCOPE_WRITE, TenantQuerysetMixin, tenant_of
+from config.errors import Invalid
+from members.api.serializers import (
+    MemberOutputSerializer,
+    MemberRegisterInputSerializer,
+    MemberTierChangeInputSerializer,
+    MemberTierOutputSerializer,
+    MemberTierRemoveInputSerializer,
+)
+from members.models import Member
+from members.selectors import get_member, member_tiers, members
+from members.services import Registration, register_member
+from tenancy.idempotency import idempotent
+from tiers import services as tier_services
+from tiers.selectors import tier_by_codes, tier_type_by_code
+
+MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
+
+
+class MemberFilter(django_filters.FilterSet):
+    external_id = django_filters.CharFilter()
+    status = django_filters.ChoiceFilter(choices=Member.Status.choices)
+    email = django_filters.CharFilter(lookup_expr="iexact")
+    registered_after = django_filters.IsoDateTimeFilter(field_name="registered_at", lookup_expr="gte")
+    registered_before = django_filters.IsoDateTimeFilter(field_name="registered_at", lookup_expr="lt")
+    tier_type = django_filters.CharFilter(field_name="tier_assignments__tier_type__code")
+    tier = django_filters.CharFilter(field_name="tier_assignments__tier__code")
+
+    class Meta:
+        model = Member
+        fields = ["external_id", "status", "email", "registered_after", "registered_before", "tier_type", "tier"]
+
+
+@extend_schema(tags=["members"])
+class MemberListCreateView(TenantQuerysetMixin, generics.ListAPIView):
+    """List members, or register one (idempotent on ``external_id``: same details → 200, different → 409)."""
+
+    write_scope = SCOPE_WRITE
+    serializer_class = MemberOutputSerializer
+    filterset_class = MemberFilter
+    queryset = Member.objects.none()
+
+    def tenant_queryset(self, tenant):  # type: ignore[no-untyped-def]
+        return members(tenant=tenant).distinct()
+
+    @extend_schema(
+        request=MemberRegisterInputSerializer, responses={201: MemberOutputSerializer, 200: MemberOutputSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        data = MemberRegisterInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = tenant_of(request)
+        member, created = register_member(
+            tenant=tenant, registration=Registration(**data.validated_data), actor=request.user
+        )
+        body = MemberOutputSerializer(get_member(tenant=tenant, external_id=member.external_id)).data
+        if created:
+            return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+
+
+@extend_schema(tags=["members"], parameters=[MEMBER_ID])
+class MemberDetailView(APIView):
+    @extend_schema(responses=MemberOutputSerializer)
+    def get(self, request: Request, member_id: str) -> Response:
+        member = get_member(tenant=tenant_of(request), external_id=member_id)
+        return Response(MemberOutputSerializer(member).data)
+
+
+def _tiers_body(member: Member) -> list:
+    return MemberTierOutputSerializer(member_tiers(member=member), many=True).data
+
+
+@extend_schema(tags=["members"], parameters=[MEMBER_ID])
+class MemberTierView(APIView):
+    """The member's current tiers: read, assign defaults, change manually (admin), remove (admin)."""
+
+    # Manual changes and removals are admin overrides; assigning defaults is a member action.
+    method_scopes = {"POST": SCOPE_WRITE, "PUT": SCOPE_ADMIN, "DELETE": SCOPE_ADMIN}
+
+    @extend_schema(responses=MemberTierOutputSerializer(many=True))
+    def get(self, request: Request, member_id: str) -> Response:
+        return Response(_tiers_body(get_member(tenant=tenant_of(request), external_id=member_id)))
+
+    @extend_schema(request=None, responses=MemberTierOutputSerializer(many=True))
+    def post(self, request: Request, member_id: str) -> Response:
+        """Assign the default tier of every active tier type the member holds nothing in."""
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+
+        def run() -> Response:
+            tier_services.assign_default_tiers(tenant=tenant, member=member, actor=request.user)
+            return Response(_tiers_body(member))
+
+        return idempotent(request, run)
+
+    @extend_schema(request=MemberTierChangeInputSerializer, responses=MemberTierOutputSerializer(many=True))
+    def put(self, request: Request, member_id: str) -> Response:
+        """Manual change or invitation (DOMAIN §3.4). Honors ``Idempotency-Key``."""
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        data = MemberTierChangeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        tier = _resolve_tier(tenant, values["tier_type"], values["tier"])
+
+        def run() -> Response:
+            tier_services.change_member_tier(
+                tenant=tenant,
+                member=member,
+                tier=tier,
+                reason=values["reason"],
+                actor=request.user,
+                source=values["source"],
+                lock_until=values["lock_until"],
+                expires_at=values["expires_at"],
+            )
+            return Response(_tiers_body(member))
+
+        return idempotent(request, run)
+
+    @extend_schema(request=MemberTierRemoveInputSerializer, responses={204: None})
+    def delete(self, request: Request, member_id: str) -> Response:
+        """Remove the member's assignment in one tier type (``reason`` required)."""
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        data = MemberTierRemoveInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tier_type = tier_type_by_code(tenant=tenant, code=data.validated_data["tier_type"])
+        if tier_type is None:
+            raise Invalid(errors={"tier_type": [f"Unknown tier type {data.validated_data['tier_type']!r}."]})
+        tier_services.remove_member_tier(
+            tenant=tenant, member=member, tier_type=tier_type, reason=data.validated_data["reason"], actor=request.user
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _resolve_tier(tenant, tier_type_code: str, tier_code: str):  # type: ignore[no-untyped-def]
+    tier_type = tier_type_by_code(tenant=tenant, code=tier_type_code)
+    if tier_type is None:
+        raise Invalid(errors={"tier_type": [f"Unknown tier type {tier_type_code!r}."]})
+    tier = tier_by_codes(tenant=tenant, tier_type=tier_type, code=tier_code)
+    if tier is None:
+        raise Invalid(errors={"tier": [f"Tier type {tier_type_code!r} has no tier {tier_code!r}."]})
+    return tier

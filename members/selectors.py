@@ -1,0 +1,40 @@
+"""Member reads, always within one tenant."""
+
+from django.db.models import Prefetch, QuerySet
+
+from config.errors import NotFound
+from members.models import Member
+from tenancy.models import Tenant
+from tiers.models import MemberTierAssignment
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+    default_detail = "No member with this id."
+
+
+def members(*, tenant: Tenant) -> QuerySet[Member]:
+    """The tenant's members with their current tiers prefetched (one extra query per page)."""
+    return Member.objects.filter(tenant=tenant).prefetch_related(
+        Prefetch(
+            "tier_assignments",
+            queryset=MemberTierAssignment.objects.select_related("tier", "tier_type").order_by(
+                "-tier_type__priority", "tier_type_id"
+            ),
+        )
+    )
+
+
+def get_member(*, tenant: Tenant, external_id: str) -> Member:
+    member = members(tenant=tenant).filter(external_id=external_id).first()
+    if member is None:
+        raise MemberNotFound()
+    return member
+
+
+def member_tiers(*, member: Member) -> list[MemberTierAssignment]:
+    return list(
+        MemberTierAssignment.objects.filter(member=member)
+        .select_related("tier", "tier_type")
+        .order_by("-tier_type__priority", "tier_type_id")
+    )
