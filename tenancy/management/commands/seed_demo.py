@@ -1,15 +1,26 @@
 from django.core.management.base import BaseCommand
 
+from members.demo import seed_members
 from tenancy.demo import ensure_admin_login, seed_demo_tenant
+from tiers.demo import seed_tiers
 
 
 class Command(BaseCommand):
     help = "Load the demo program (idempotent) and print the admin login."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--members", type=int, default=300, help="how many demo members (default 300)")
+
     def handle(self, *args, **options):
         tenant = seed_demo_tenant()
+        tiers = seed_tiers(tenant)
+        created = seed_members(tenant, tiers, count=options["members"])
         username, password = ensure_admin_login(tenant)
         self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' ready ({tenant.name})."))
+        self.stdout.write(
+            f"  {sum(len(t) for t in tiers.values())} tiers in {len(tiers)} tier types; "
+            f"{created} members registered now ({tenant.members.count()} in all)."
+        )
         self.stdout.write("")
         self.stdout.write("  Admin:    http://127.0.0.1:8000/admin/")
         self.stdout.write(f"  Login:    {username} / {password}")
