@@ -55,7 +55,7 @@ def seed_members(
             change_member_tier(
                 tenant=tenant, member=member, tier=hotel["silver"], reason="Launch promotion", actor=actor
             )
-        if 0.95 < roll:
+        if roll > 0.95:
             change_member_tier(
                 tenant=tenant,
                 member=member,
