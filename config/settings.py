@@ -204,6 +204,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several resources have a "status" with different choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "PromotionRuleStatusEnum": "tiers.models.PromotionRule.Status",
+        "MemberStatusEnum": "members.models.Member.Status",
+    },
 }
 
 # --- Integrations (disabled when blank: their syncs are recorded as "skipped") ---------------------

@@ -1,7 +1,21 @@
 """Tier reads, always within one tenant."""
 
+from django.db.models import QuerySet
+
 from tenancy.models import Tenant
-from tiers.models import Tier, TierType
+from tiers.models import PromotionRule, Tier, TierType
+
+
+def tier_types(*, tenant: Tenant) -> QuerySet[TierType]:
+    return TierType.objects.filter(tenant=tenant)
+
+
+def tiers(*, tenant: Tenant) -> QuerySet[Tier]:
+    return Tier.objects.filter(tenant=tenant).select_related("tier_type")
+
+
+def promotion_rules(*, tenant: Tenant) -> QuerySet[PromotionRule]:
+    return PromotionRule.objects.filter(tenant=tenant).select_related("tier_type", "target_tier")
 
 
 def tier_type_by_code(*, tenant: Tenant, code: str) -> TierType | None:
