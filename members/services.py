@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from audit.services import record_audit
 from config.errors import Conflict, Invalid
 from events.services import emit
+from members.locks import lock_member
 from members.models import Member
 from tenancy.models import Tenant
 
@@ -116,4 +117,57 @@ def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) ->
         data={"external_id": member.external_id, "status": member.status, "registered_at": member.registered_at},
     )
     assign_default_tiers_locked(tenant=tenant, member=member, actor=actor, now=member.registered_at)
+    return member
+
+
+PROFILE_FIELDS = ("name", "email", "mobile", "status", "attributes")
+
+
+@transaction.atomic
+def update_member_profile(*, tenant: Tenant, member: Member, changes: dict[str, Any], actor: Any) -> Member:
+    """Change profile fields (``PROFILE_FIELDS``), validated and normalised as at registration.
+
+    Erasure is its own operation (it blanks history too), so ``status`` cannot be set to ``erased``
+    here, and an erased member's profile cannot be edited. Audited with the names of the changed
+    fields only: the values may be personal data.
+    """
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise Invalid(errors={field: ["Not a profile field."] for field in sorted(unknown)})
+    member = lock_member(member)
+    if member.status == Member.Status.ERASED:
+        raise Conflict("An erased member's profile cannot be edited.")
+    if changes.get("status") == Member.Status.ERASED:
+        raise Invalid(errors={"status": ["Erasure is a separate operation."]})
+    if "attributes" in changes and not isinstance(changes["attributes"], dict):
+        raise Invalid(errors={"attributes": ['Must be a JSON object, e.g. {"country": "TH"}.']})
+    profile = Registration(
+        external_id=member.external_id,
+        name=changes.get("name", member.name),
+        email=changes.get("email", member.email),
+        mobile=changes.get("mobile", member.mobile),
+    ).normalized()
+    profile.validate()
+    before_status = member.status
+    updated = {
+        "name": profile.name,
+        "email": profile.email,
+        "mobile": profile.mobile,
+        "status": changes.get("status", member.status),
+        "attributes": changes.get("attributes", member.attributes),
+    }
+    changed = sorted(field for field, value in updated.items() if getattr(member, field) != value)
+    for field in changed:
+        setattr(member, field, updated[field])
+    member.full_clean(validate_unique=False, validate_constraints=False)
+    member.save(update_fields=[*changed, "updated_at"])
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action="member.updated",
+        target=member,
+        member_id=member.external_id,
+        before={"status": before_status},
+        after={"status": member.status, "changed_fields": changed},
+    )
     return member

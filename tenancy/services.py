@@ -42,7 +42,9 @@ def save_config(
         if not creating:
             clash = clash.exclude(pk=instance.pk)
         if clash.exists():
-            raise DuplicateCode(errors={"code": [f"{model._meta.verbose_name.capitalize()} {code!r} already exists."]})
+            raise DuplicateCode(
+                errors={"code": [f"{str(model._meta.verbose_name).capitalize()} {code!r} already exists."]}
+            )
     instance.full_clean(validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():

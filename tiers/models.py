@@ -4,6 +4,7 @@ Semantics: DOMAIN.md §3. Validation that needs only the row lives in ``clean()`
 (one default per tier type, protected deletes) live in ``tiers.services``.
 """
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -99,7 +100,7 @@ class TierType(models.Model):
             errors["validity_days"] = "Required for fixed_days validity."
         if self.validity != self.Validity.FIXED_DAYS and self.validity_days:
             errors["validity_days"] = "Only fixed_days validity uses validity_days; leave it empty."
-        allowed = self.ALLOWED_VALIDITY.get(self.qualification, set())
+        allowed: set[str] = set(self.ALLOWED_VALIDITY.get(self.Qualification(self.qualification), ()))
         if self.validity not in allowed and "validity" not in errors:
             errors["validity"] = (
                 f"{self.qualification} qualification goes with "
@@ -150,7 +151,7 @@ class Tier(models.Model):
         if self.tier_type_id and self.tenant_id and self.tier_type.tenant_id != self.tenant_id:
             raise ValidationError({"tier_type": "Belongs to another tenant."})
 
-    def is_available(self, at) -> bool:  # type: ignore[no-untyped-def]
+    def is_available(self, at: datetime) -> bool:
         """Whether the tier can be assigned at that instant (time-bound tiers, DOMAIN §3.2)."""
         return (self.available_from is None or self.available_from <= at) and (
             self.available_until is None or at < self.available_until
@@ -213,7 +214,8 @@ class PromotionRule(models.Model):
             errors["criteria"] = exc.messages
         if self.direction == self.Direction.PROMOTION and not self.target_tier_id:
             errors["target_tier"] = ["A promotion rule needs a target tier."]
-        if self.target_tier_id and self.tier_type_id and self.target_tier.tier_type_id != self.tier_type_id:
+        target = self.target_tier if self.target_tier_id else None
+        if target is not None and self.tier_type_id and target.tier_type_id != self.tier_type_id:
             errors["target_tier"] = ["The target tier belongs to another tier type."]
         if self.tier_type_id and self.tenant_id and self.tier_type.tenant_id != self.tenant_id:
             errors["tier_type"] = ["Belongs to another tenant."]
@@ -229,10 +231,11 @@ class PromotionRule(models.Model):
             conditions = joiner.join(summarize_criterion(c) for c in normalize_criteria(self.criteria))
         except CriteriaError:
             conditions = "(invalid criteria)"
+        tier = self.target_tier if self.target_tier_id else None
         if self.direction == self.Direction.PROMOTION:
-            target = self.target_tier.name if self.target_tier_id else "?"
+            target = tier.name if tier else "?"
         else:
-            target = f"Down to {self.target_tier.name}" if self.target_tier_id else "Down one tier"
+            target = f"Down to {tier.name}" if tier else "Down one tier"
         window = self.tier_type.get_qualification_display() if self.tier_type_id else ""
         if self.tier_type_id and self.tier_type.qualification == TierType.Qualification.ROLLING:
             window = f"the last {self.tier_type.window_days} days"

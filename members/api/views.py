@@ -49,7 +49,7 @@ class MemberListCreateView(TenantQuerysetMixin, generics.ListAPIView):
     filterset_class = MemberFilter
     queryset = Member.objects.none()
 
-    def tenant_queryset(self, tenant):  # type: ignore[no-untyped-def]
+    def tenant_queryset(self, tenant):
         return members(tenant=tenant).distinct()
 
     @extend_schema(
@@ -144,7 +144,7 @@ class MemberTierView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _resolve_tier(tenant, tier_type_code: str, tier_code: str):  # type: ignore[no-untyped-def]
+def _resolve_tier(tenant, tier_type_code: str, tier_code: str):
     tier_type = tier_type_by_code(tenant=tenant, code=tier_type_code)
     if tier_type is None:
         raise Invalid(errors={"tier_type": [f"Unknown tier type {tier_type_code!r}."]})

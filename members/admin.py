@@ -1,0 +1,210 @@
+"""The portal's member pages: profiles (created through the API), their current tiers and tier history,
+and the "Change tier…" view (a manual change or an invitation through ``tiers.services``)."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from config.errors import DomainError
+from members.models import Member
+from members.services import PROFILE_FIELDS, Registration, update_member_profile
+from tenancy.admin import TenantScopedHistoryAdmin, TenantScopedMixin
+from tenancy.service_admin import add_errors, error_messages
+from tiers.forms import ChangeMemberTierForm
+from tiers.models import MemberTierAssignment, MemberTierChange
+from tiers.services import change_member_tier
+
+
+class MemberForm(forms.ModelForm):
+    """Profile fields, validated and normalised as at registration. Erasure is not done here."""
+
+    class Meta:
+        model = Member
+        fields = list(PROFILE_FIELDS)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "status" in self.fields:
+            self.fields["status"].choices = [  # type: ignore[attr-defined]
+                (value, label) for value, label in Member.Status.choices if value != Member.Status.ERASED
+            ]
+
+    def clean_attributes(self) -> Any:
+        attributes = self.cleaned_data.get("attributes")
+        if not isinstance(attributes, dict):
+            raise forms.ValidationError('Must be a JSON object, e.g. {"country": "TH"}.')
+        return attributes
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        profile = Registration(
+            external_id=self.instance.external_id,
+            name=data.get("name") or "",
+            email=data.get("email") or "",
+            mobile=data.get("mobile") or "",
+        ).normalized()
+        try:
+            profile.validate()
+        except DomainError as exc:
+            add_errors(self, error_messages(exc))
+        else:
+            for field in ("name", "email", "mobile"):
+                if field in data:
+                    data[field] = getattr(profile, field)
+        return data
+
+
+class _ReadOnlyInline(TenantScopedMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CurrentTierInline(_ReadOnlyInline):
+    model = MemberTierAssignment
+    verbose_name = "current tier"
+    verbose_name_plural = "current tiers"
+    fields = ["tier_type", "tier", "source", "since", "valid_until", "lock_until", "expires_at"]
+    readonly_fields = ["tier_type", "tier", "source", "since", "valid_until", "lock_until", "expires_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("tier_type", "tier__tier_type")
+
+
+class TierHistoryInline(_ReadOnlyInline):
+    model = MemberTierChange
+    verbose_name = "tier change"
+    verbose_name_plural = "tier history (newest first)"
+    fields = ["at", "tier_type", "from_tier", "to_tier", "source", "reason", "rule", "actor"]
+    readonly_fields = ["at", "tier_type", "from_tier", "to_tier", "source", "reason", "rule", "actor"]
+    ordering = ["-at", "-id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("tier_type", "from_tier__tier_type", "to_tier__tier_type", "rule")
+        )
+
+
+@admin.register(Member)
+class MemberAdmin(TenantScopedHistoryAdmin):
+    form = MemberForm
+    list_display = ["external_id", "name", "tenant", "status", "registered_at", "current_tiers"]
+    search_fields = ["external_id", "email", "name"]
+    list_filter = ["status", ("tier_assignments__tier", admin.RelatedOnlyFieldListFilter), "registered_at"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "registered_at"
+    inlines = [CurrentTierInline, TierHistoryInline]
+    fieldsets = [
+        (None, {"fields": ["tenant", "external_id", *PROFILE_FIELDS]}),
+        ("Registration", {"fields": ["registered_at", "iam_linked", "updated_at"]}),
+    ]
+    change_tier_template = "admin/members/member/change_tier.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        assignments = MemberTierAssignment.objects.select_related("tier", "tier_type").order_by(
+            "-tier_type__priority", "tier_type_id"
+        )
+        return super().get_queryset(request).prefetch_related(Prefetch("tier_assignments", queryset=assignments))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        readonly = ["tenant", "external_id", "registered_at", "iam_linked", "updated_at"]
+        if obj is not None and obj.status == Member.Status.ERASED:
+            readonly += list(PROFILE_FIELDS)  # an erased member's profile stays blank
+        return readonly
+
+    @admin.display(description="tiers")
+    def current_tiers(self, obj: Member) -> str:
+        return "; ".join(f"{a.tier_type.name}: {a.tier.name}" for a in obj.tier_assignments.all()) or "—"
+
+    # Members are registered through the API (registration service), never deleted (erasure keeps rows).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Member, form: Any, change: bool) -> None:
+        """A profile edit goes through the service (locked, validated, audited without personal data)."""
+        original = Member.objects.get(pk=obj.pk)
+        obj._history_user = request.user  # type: ignore[attr-defined]
+        update_member_profile(
+            tenant=original.tenant,
+            member=original,
+            changes={field: form.cleaned_data[field] for field in form.changed_data if field in PROFILE_FIELDS},
+            actor=request.user,
+        )
+
+    # --- "Change tier…" ---------------------------------------------------------------------------
+    def get_urls(self) -> list:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/change-tier/",
+                self.admin_site.admin_view(self.change_tier_view),
+                name="{}_{}_change_tier".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_tier_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        member = self.get_object(request, unquote(object_id))
+        if member is None:  # not found, or another tenant's member
+            raise Http404
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        form = ChangeMemberTierForm(request.POST or None, member=member)
+        if request.method == "POST" and form.is_valid():
+            tier = form.cleaned_data["tier"]
+            try:
+                change = change_member_tier(
+                    tenant=member.tenant,
+                    member=member,
+                    tier=tier,
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,
+                    source=form.cleaned_data["source"],
+                    lock_until=form.cleaned_data["lock_until"],
+                    expires_at=form.cleaned_data["expires_at"],
+                )
+            except DomainError as exc:
+                form.add_service_error(exc)
+            else:
+                before = change.from_tier.name if change.from_tier else "no tier"
+                self.message_user(
+                    request,
+                    f"{member.external_id}: {tier.tier_type.name} {before} → {tier.name} ({change.source}).",
+                    messages.SUCCESS,
+                )
+                url = reverse("admin:members_member_change", args=[quote(member.pk)], current_app=self.admin_site.name)
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Change tier: {member.external_id}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": member,
+            "form": form,
+            "media": self.media + form.media,
+            "assignments": member.tier_assignments.all(),
+            "has_view_permission": self.has_view_permission(request, member),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.change_tier_template, context)
