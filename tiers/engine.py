@@ -433,13 +433,13 @@ def evaluate(
         if fired is not None:
             rule, target = fired
             # Earlier claims are void; the landing tier holds until the period ends (as a soft landing).
-            landing = () if target.is_default else (_soft_landing(spec, target.id, assignment, now, tz),)
+            soft = () if target.is_default else (_soft_landing(spec, target.id, assignment, now, tz),)
             return decide(
                 target,
                 "demotion",
                 f"demotion rule {rule.code}",
                 rule.id,
-                granted=landing,
+                granted=soft,
                 void=day_start(local_day(now, tz), tz),
             )
 
@@ -459,9 +459,8 @@ def evaluate(
     if current.rank > entitled.rank:
         if spec.demotion_step == "one_tier":
             target = _one_down(spec, current, entitled, now)
-            landing = _soft_landing(spec, target.id, assignment, now, tz) if target.id != entitled.id else None
-            new_granted = (*granted, landing) if landing else granted
-            return decide(target, "demotion", "validity and grace ended (one tier)", granted=new_granted)
+            soft = (_soft_landing(spec, target.id, assignment, now, tz),) if target.id != entitled.id else ()
+            return decide(target, "demotion", "validity and grace ended (one tier)", granted=(*granted, *soft))
         return decide(entitled, "demotion", "validity and grace ended")
     return decide(current, "none", "")
 
