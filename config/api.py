@@ -132,7 +132,7 @@ _DRF_CODES: dict[type[exceptions.APIException], tuple[int, str]] = {
 }
 
 
-def _flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error structure as ``{"field.sub": ["message", ...]}``."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, Mapping):
@@ -140,12 +140,12 @@ def _flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
             name = f"{prefix}.{key}" if prefix else str(key)
             if key == "non_field_errors" and prefix:
                 name = prefix
-            for field, messages in _flatten_errors(value, name).items():
+            for field, messages in flatten_errors(value, name).items():
                 out.setdefault(field, []).extend(messages)
     elif isinstance(detail, list | tuple):
         for index, item in enumerate(detail):
             if isinstance(item, Mapping | list | tuple):
-                for field, messages in _flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)).items():
+                for field, messages in flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)).items():
                     out.setdefault(field, []).extend(messages)
             else:
                 out.setdefault(prefix or "non_field_errors", []).append(str(item))
@@ -164,7 +164,7 @@ def problem_for_exception(exc: BaseException) -> Any:
             status=422,
             code="validation_error",
             detail="The request has invalid fields.",
-            errors=_flatten_errors(detail),
+            errors=flatten_errors(detail),
         )
     if isinstance(exc, Http404):
         return problem_response(status=404, code="not_found", detail="Not found.")

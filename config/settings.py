@@ -137,6 +137,10 @@ CELERY_TASK_ROUTES = {
     "events.deliver_*": {"queue": "outbox"},
     "events.sync_*": {"queue": "sync"},
 }
+# Periodic jobs (django-celery-beat installs these in its tables; editable in the admin).
+CELERY_BEAT_SCHEDULE = {
+    "sweep-received-events": {"task": "events.sweep_received", "schedule": 60.0},
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

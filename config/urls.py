@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("audit.api.urls")),
     path("", include("tiers.api.urls")),
     path("", include("members.api.urls")),
+    path("", include("events.api.urls")),
 ]
 
 urlpatterns = [

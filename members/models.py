@@ -22,9 +22,10 @@ class Member(models.Model):
     attributes = models.JSONField(default=dict, blank=True, help_text="Attributes from the IAM, used by criteria.")
     registered_at = models.DateTimeField(default=timezone.now)
     iam_linked = models.BooleanField(default=False)
+    last_event_at = models.DateTimeField(null=True, blank=True, help_text="occurred_at of the latest counted event.")
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = tracked()
+    history = tracked(excluded_fields=["last_event_at", "updated_at"])
 
     class Meta:
         ordering = ["-registered_at", "-id"]

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from audit.services import record_audit
 from config.errors import Conflict, Invalid
-from events.services import emit
+from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
 from tenancy.models import Tenant

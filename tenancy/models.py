@@ -65,6 +65,7 @@ class Tenant(models.Model):
     def bump_config_version(self) -> None:
         """Atomically mark the tenant's configuration as changed (cached snapshots become stale)."""
         Tenant.objects.filter(pk=self.pk).update(config_version=F("config_version") + 1)
+        self.refresh_from_db(fields=["config_version"])
 
 
 class TenantMembership(models.Model):

@@ -153,3 +153,15 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert set(body) >= {"type", "title", "status", "detail", "code"}
     assert "Traceback" not in response.content.decode()
     return body
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run Celery tasks in-process at enqueue time (CI configures a real broker for the e2e tests)."""
+    from config.celery import app
+
+    # The app reads Django settings with the CELERY_ namespace: its keys must be set with the prefix.
+    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = True, True
+    yield app
+    app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = saved

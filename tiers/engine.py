@@ -500,3 +500,18 @@ def _demotion_rule(
         if scope.matches(rule, start, today):
             return rule, target
     return None
+
+
+def metrics_since(spec: TierTypeSpec, now: datetime, tz: tzinfo, enrolled_at: datetime) -> date | None:
+    """The first local day whose metrics can still matter for ``spec`` at ``now`` (None = all of them):
+    what an evaluation needs to load, no more."""
+    if spec.validity == "indefinite" or spec.qualification == "lifetime":
+        return None
+    windows = [spec.window_days or 0, *(c.window_days or 0 for r in spec.rules for c in r.criteria)]
+    back = now - timedelta(days=spec.grace_days + (spec.validity_days or 0) + 1)
+    if spec.qualification == "rolling":
+        return local_day(back, tz) - timedelta(days=max(windows))
+    start, _ = period_of(spec.qualification, back, tz, enrolled_at)
+    if spec.validity == "end_of_next_period":
+        start, _ = _previous_period(spec, start, tz, enrolled_at)
+    return local_day(start, tz) - timedelta(days=max(windows))

@@ -267,6 +267,13 @@ class MemberTierAssignment(models.Model):
     valid_until = models.DateTimeField(null=True, blank=True, help_text="Latest claim end on this tier or higher.")
     lock_until = models.DateTimeField(null=True, blank=True, help_text="No automatic movement before this.")
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Manual change ends; back to entitled tier.")
+    granted_claims = models.JSONField(
+        default=list, blank=True, help_text="Claims not derived from activity: manual grants and soft landings."
+    )
+    claims_void_before = models.DateTimeField(
+        null=True, blank=True, help_text="A demotion rule fired: activity before this earns nothing."
+    )
+    last_rule_demotion_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = tracked()

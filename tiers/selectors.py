@@ -2,8 +2,10 @@
 
 from django.db.models import QuerySet
 
+from members.models import Member
 from tenancy.models import Tenant
-from tiers.models import PromotionRule, Tier, TierType
+from tiers.models import MemberTierAssignment, PromotionRule, Tier, TierType
+from tiers.types import AssignmentSnapshot, Claim, CriterionSpec, MemberSnapshot, RuleSpec, TierSpec, TierTypeSpec
 
 
 def tier_types(*, tenant: Tenant) -> QuerySet[TierType]:
@@ -24,3 +26,88 @@ def tier_type_by_code(*, tenant: Tenant, code: str) -> TierType | None:
 
 def tier_by_codes(*, tenant: Tenant, tier_type: TierType, code: str) -> Tier | None:
     return Tier.objects.filter(tenant=tenant, tier_type=tier_type, code=code).select_related("tier_type").first()
+
+
+# --- engine snapshots -----------------------------------------------------------------------------
+_SPEC_CACHE: dict[tuple[int, int], tuple[TierTypeSpec, ...]] = {}
+
+
+def tier_type_specs(*, tenant: Tenant) -> tuple[TierTypeSpec, ...]:
+    """The tenant's active tier types as engine snapshots, cached in-process per ``config_version``
+    (any configuration save bumps it, so an admin change is live on the next request)."""
+    key = (tenant.pk, tenant.config_version)
+    cached = _SPEC_CACHE.get(key)
+    if cached is not None:
+        return cached
+    types = list(TierType.objects.filter(tenant=tenant, active=True).order_by("-priority", "id"))
+    tiers_by_type: dict[int, list[TierSpec]] = {t.pk: [] for t in types}
+    for tier in Tier.objects.filter(tier_type__in=types):
+        tiers_by_type[tier.tier_type_id].append(
+            TierSpec(
+                id=tier.pk,
+                code=tier.code,
+                rank=tier.rank,
+                is_default=tier.is_default,
+                climbable=tier.climbable,
+                immutable=tier.immutable,
+                available_from=tier.available_from,
+                available_until=tier.available_until,
+            )
+        )
+    rules_by_type: dict[int, list[RuleSpec]] = {t.pk: [] for t in types}
+    for rule in PromotionRule.objects.filter(tier_type__in=types, status=PromotionRule.Status.ACTIVE):
+        rules_by_type[rule.tier_type_id].append(
+            RuleSpec(
+                id=rule.pk,
+                code=rule.code,
+                direction=rule.direction,
+                target_tier_id=rule.target_tier_id,
+                criteria=tuple(CriterionSpec(**c) for c in rule.criteria),
+                combinator=rule.combinator,
+                priority=rule.priority,
+                status=rule.status,
+                effective_from=rule.effective_from,
+                effective_until=rule.effective_until,
+            )
+        )
+    specs = tuple(
+        TierTypeSpec(
+            id=t.pk,
+            code=t.code,
+            tiers=tuple(tiers_by_type[t.pk]),
+            rules=tuple(rules_by_type[t.pk]),
+            mode=t.mode,
+            qualification=t.qualification,
+            window_days=t.window_days,
+            validity=t.validity,
+            validity_days=t.validity_days,
+            grace_days=t.grace_days,
+            demotion_step=t.demotion_step,
+        )
+        for t in types
+        if tiers_by_type[t.pk]
+    )
+    if len(_SPEC_CACHE) > 256:
+        _SPEC_CACHE.clear()
+    _SPEC_CACHE[key] = specs
+    return specs
+
+
+def assignment_snapshot(assignment: MemberTierAssignment) -> AssignmentSnapshot:
+    return AssignmentSnapshot(
+        tier_id=assignment.tier_id,
+        since=assignment.since,
+        enrolled_at=assignment.enrolled_at,
+        source=assignment.source,
+        lock_until=assignment.lock_until,
+        expires_at=assignment.expires_at,
+        granted=tuple(Claim.from_dict(c) for c in assignment.granted_claims or ()),
+        claims_void_before=assignment.claims_void_before,
+        last_rule_demotion_at=assignment.last_rule_demotion_at,
+    )
+
+
+def member_snapshot(member: Member) -> MemberSnapshot:
+    return MemberSnapshot(
+        registered_at=member.registered_at, attributes=member.attributes or {}, last_event_at=member.last_event_at
+    )

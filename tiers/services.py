@@ -7,6 +7,7 @@ assignment, append a :class:`MemberTierChange`, audit, and emit ``tier.changed``
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,11 +15,12 @@ from django.utils import timezone
 from audit.services import describe_actor, record_audit
 from config.errors import Conflict, Invalid, NotFound
 from config.tracing import current_request_id
-from events.services import emit
+from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
+from tiers.engine import evaluate, grant_claim
 from tiers.models import (
     AssignmentSource,
     MemberTierAssignment,
@@ -27,6 +29,8 @@ from tiers.models import (
     Tier,
     TierType,
 )
+from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
+from tiers.types import DailyMetrics, TierTypeSpec
 
 
 class TierImmutable(Conflict):
@@ -358,7 +362,7 @@ def change_member_tier(
                 f"The member already holds {current.tier.code} (rank {current.tier.rank}); "
                 f"{tier.code} (rank {tier.rank}) is not higher."
             )
-    return apply_tier_change(
+    change = apply_tier_change(
         tenant=tenant,
         member=member,
         tier_type=tier.tier_type,
@@ -371,6 +375,21 @@ def change_member_tier(
         valid_until=current.valid_until if current and current.tier_id == tier.pk else None,
         now=now,
     )
+    _grant(tenant=tenant, member=member, tier=tier, at=now, expires_at=expires_at)
+    return change
+
+
+def _grant(*, tenant: Tenant, member: Member, tier: Tier, at: datetime, expires_at: datetime | None) -> None:
+    """Record the claim a manual change or invitation gives (``tiers.engine.grant_claim``): the member
+    keeps the tier as if they had qualified for it then, or until ``expires_at``."""
+    spec = next((s for s in tier_type_specs(tenant=tenant) if s.id == tier.tier_type_id), None)
+    if spec is None:
+        return
+    claim = grant_claim(spec, tier.pk, at, ZoneInfo(tenant.timezone), expires_at)
+    assignment = MemberTierAssignment.objects.get(member=member, tier_type_id=tier.tier_type_id)
+    kept = [c for c in assignment.granted_claims or () if c.get("source") != "manual"]
+    assignment.granted_claims = [*kept, claim.as_dict()]
+    MemberTierAssignment.objects.filter(pk=assignment.pk).update(granted_claims=assignment.granted_claims)
 
 
 @transaction.atomic
@@ -392,3 +411,101 @@ def remove_member_tier(
         actor=actor,
         reason=reason.strip(),
     )
+
+
+# --- automatic evaluation -------------------------------------------------------------------------
+def evaluate_member_tiers(
+    *,
+    tenant: Tenant,
+    member: Member,
+    metrics: DailyMetrics,
+    now: datetime,
+    actor: Any,
+    source: str = AssignmentSource.AUTO,
+    event_ref: str = "",
+    dry_run: bool = False,
+    kinds: frozenset[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the tier engine for every active tier type and apply its decisions (DOMAIN §3.4).
+
+    The caller holds the member's lock inside its transaction and passes the member's daily metrics
+    (``events.metrics.daily_metrics``). A tier type the member holds nothing in gets its default tier
+    first. ``kinds`` limits which movements are applied (``{"promotion"}`` for the promotion endpoint);
+    ``dry_run`` decides without writing. Returns one entry per tier change (applied or, in a dry run,
+    proposed): ``{"tier_type", "from", "to", "kind", "rule", "reason", "valid_until"}``.
+    """
+    tz = ZoneInfo(tenant.timezone)
+    specs = tier_type_specs(tenant=tenant)
+    held = {a.tier_type_id: a for a in MemberTierAssignment.objects.filter(member=member).select_related("tier")}
+    snapshot = member_snapshot(member)
+    changes: list[dict[str, Any]] = []
+    for spec in specs:
+        assignment = held.get(spec.id)
+        if assignment is None:
+            if dry_run:
+                continue
+            default = Tier.objects.get(pk=spec.default_tier().id)
+            apply_tier_change(
+                tenant=tenant,
+                member=member,
+                tier_type=default.tier_type,
+                to_tier=default,
+                source=source,
+                actor=actor,
+                reason="default tier at enrollment",
+                event_ref=event_ref,
+                now=now,
+            )
+            assignment = MemberTierAssignment.objects.select_related("tier").get(member=member, tier_type_id=spec.id)
+        decision = evaluate(spec, snapshot, assignment_snapshot(assignment), metrics, now, tz)
+        applies = decision.changed and (kinds is None or decision.kind in kinds)
+        rule_code = _rule_code(spec, decision.rule_id)
+        if applies:
+            changes.append(
+                {
+                    "tier_type": spec.code,
+                    "from": _tier_code(spec, decision.from_tier_id),
+                    "to": _tier_code(spec, decision.to_tier_id),
+                    "kind": decision.kind,
+                    "rule": rule_code,
+                    "reason": decision.reason,
+                    "valid_until": decision.valid_until,
+                }
+            )
+        if dry_run or (decision.changed and not applies):
+            continue  # a movement this call does not make (e.g. a demotion on the promotion endpoint)
+        state: dict[str, Any] = {
+            "granted_claims": [c.as_dict() for c in decision.granted],
+            "claims_void_before": decision.claims_void_before,
+        }
+        if applies:
+            rule = PromotionRule.objects.filter(pk=decision.rule_id).first() if decision.rule_id else None
+            apply_tier_change(
+                tenant=tenant,
+                member=member,
+                tier_type=assignment.tier.tier_type,
+                to_tier=Tier.objects.get(pk=decision.to_tier_id),
+                source=source,
+                actor=actor,
+                reason=decision.reason,
+                rule=rule,
+                event_ref=event_ref,
+                valid_until=decision.valid_until,
+                now=now,
+            )
+            if decision.claims_void_before != assignment.claims_void_before:
+                state["last_rule_demotion_at"] = now  # a demotion rule fired
+        else:
+            state["valid_until"] = decision.valid_until
+        if {key: getattr(assignment, key) for key in state} != state:  # engine state: no history, no message
+            MemberTierAssignment.objects.filter(pk=assignment.pk).update(**state)
+    return changes
+
+
+def _tier_code(spec: TierTypeSpec, tier_id: int) -> str | None:
+    tier = spec.tier(tier_id)
+    return tier.code if tier else None
+
+
+def _rule_code(spec: TierTypeSpec, rule_id: int | None) -> str | None:
+    return next((r.code for r in spec.rules if r.id == rule_id), None)

@@ -41,7 +41,7 @@ def test_staff_user_sees_only_their_tenant(client, staff_a, tenant, other_tenant
 def test_staff_user_sees_only_their_tenants_audit_and_outbox(client, staff_a, tenant, other_tenant):
     from django.db import transaction
 
-    from events.services import emit
+    from events.outbox import emit
 
     mine = AuditEntry.objects.create(tenant=tenant, actor="system", action="mine")
     theirs = AuditEntry.objects.create(tenant=other_tenant, actor="system", action="theirs")
@@ -133,7 +133,7 @@ def test_every_registered_model_renders_for_a_superuser(client, tenant):
 def test_outbox_message_detail_renders_its_envelope(client, tenant):
     from django.db import transaction
 
-    from events.services import emit
+    from events.outbox import emit
 
     superuser = UserFactory(username="root", is_superuser=True)
     with transaction.atomic():

@@ -99,7 +99,7 @@ def test_schema_and_docs_are_served(client):
 def test_metrics_expose_request_latency_and_outbox_backlog(client, tenant):
     from django.db import transaction
 
-    from events.services import emit
+    from events.outbox import emit
 
     with transaction.atomic():
         emit(tenant=tenant, type="member.created", member_id="m1", data={})

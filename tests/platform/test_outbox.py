@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from events.models import OutboxMessage
-from events.services import emit
+from events.outbox import emit
 from tests.factories import TenantFactory
 
 

@@ -1,0 +1,134 @@
+"""Member metrics as daily aggregates (DOMAIN §3.3 metric table), kept in step with the event log.
+
+Each counted event adds its *contributions* to the member's :class:`MetricDay` rows of the local day
+(tenant time) it occurred on, with one atomic upsert; a refund subtracts on the day of the purchase it
+refunds, so the period that purchase belongs to drops (DOMAIN §4.5). The event table stays the truth:
+:func:`rebuild_metrics` recomputes every row from the counted events.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+
+from events.models import MemberEvent, MetricDay
+from members.models import Member
+from tenancy.models import Tenant
+from tiers.types import DailyMetrics
+
+QUANTUM = Decimal("0.0001")
+Contributions = dict[tuple[date, str], Decimal]
+
+
+def local_date(at: datetime, tenant: Tenant) -> date:
+    return at.astimezone(ZoneInfo(tenant.timezone)).date()
+
+
+def contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None) -> Contributions:
+    """What ``event`` adds to which (day, metric).
+
+    - every event: ``events:<type>`` +1 on its own day;
+    - a qualifying event: ``spend`` (its amount), ``transactions`` (+1 for a transaction),
+      ``quantity:<name>`` (its quantities) on its own day;
+    - a refund of a qualifying ``original`` (whose ``refunded_amount`` already includes this refund):
+      minus the refunded amount and the quantities pro rata on the original's day, and
+      ``transactions`` -1 once the original is refunded in full.
+    """
+    out: Contributions = defaultdict(Decimal)
+    day = local_date(event.occurred_at, tenant)
+    out[(day, f"events:{event.type}")] += 1
+    if event.type == "refund":
+        if original is not None and original.qualifying and original.amount:
+            refunded_after = original.refunded_amount
+            refunded_before = refunded_after - (event.amount or Decimal(0))
+            o_day = local_date(original.occurred_at, tenant)
+            out[(o_day, "spend")] -= event.amount or Decimal(0)
+            for name, qty in original.quantities.items():
+                # Cumulative rounding: the refunds of one purchase reverse exactly its quantities in all.
+                total = Decimal(str(qty))
+                out[(o_day, f"quantity:{name}")] -= _share(total, refunded_after, original.amount) - _share(
+                    total, refunded_before, original.amount
+                )
+            if original.type == "transaction" and original.refunded_amount >= original.amount:
+                out[(o_day, "transactions")] -= 1
+        return dict(out)
+    if not event.qualifying:
+        return dict(out)
+    if event.amount is not None:
+        out[(day, "spend")] += event.amount
+    if event.type == "transaction":
+        out[(day, "transactions")] += 1
+    for name, qty in event.quantities.items():
+        out[(day, f"quantity:{name}")] += Decimal(str(qty))
+    return dict(out)
+
+
+def _share(quantity: Decimal, refunded: Decimal, amount: Decimal) -> Decimal:
+    return (quantity * refunded / amount).quantize(QUANTUM, ROUND_HALF_EVEN)
+
+
+def add_contributions(*, tenant: Tenant, member: Member, values: Contributions) -> None:
+    """Add to the daily rows with one atomic multi-row upsert (caller holds the member's lock)."""
+    rows = [(day, metric, int(value * MetricDay.SCALE)) for (day, metric), value in values.items() if value]
+    if not rows:
+        return
+    table = MetricDay._meta.db_table
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    params: list[int | str | date] = []
+    for day, metric, value in rows:
+        params += [tenant.pk, member.pk, day, metric, value]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (tenant_id, member_id, day, metric, value) VALUES {placeholders} "  # noqa: S608
+            f"ON CONFLICT (member_id, day, metric) DO UPDATE SET value = {table}.value + EXCLUDED.value",
+            params,
+        )
+
+
+def daily_metrics(*, member: Member, since: date | None = None) -> DailyMetrics:
+    """The member's daily metrics (from ``since``, or all) as the tier engine reads them."""
+    rows = MetricDay.objects.filter(member=member)
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    days: dict[date, dict[str, Decimal]] = defaultdict(dict)
+    for day, metric, value in rows.values_list("day", "metric", "value"):
+        days[day][metric] = Decimal(value) / MetricDay.SCALE
+    return DailyMetrics(days)
+
+
+def _counted_contributions(tenant: Tenant, events: Iterable[MemberEvent]) -> Contributions:
+    """Replay counted events in processing order (refunds need the original's refunded total then)."""
+    total: Contributions = defaultdict(Decimal)
+    refunded: dict[int, Decimal] = defaultdict(Decimal)
+    originals = {}
+    for event in events:
+        originals[event.pk] = event
+        original = None
+        if event.refund_of_id is not None:
+            original = originals.get(event.refund_of_id) or MemberEvent.objects.get(pk=event.refund_of_id)
+            refunded[original.pk] += event.amount or Decimal(0)
+            original = _with_refunded(original, refunded[original.pk])
+        for key, value in contributions(event, tenant, original=original).items():
+            total[key] += value
+    return total
+
+
+def _with_refunded(original: MemberEvent, refunded: Decimal) -> MemberEvent:
+    copy = MemberEvent(**{f.attname: getattr(original, f.attname) for f in MemberEvent._meta.concrete_fields})
+    copy.refunded_amount = refunded
+    return copy
+
+
+@transaction.atomic
+def rebuild_metrics(*, tenant: Tenant, member: Member) -> int:
+    """Recompute the member's daily rows from their counted events; returns how many rows now exist."""
+    from members.locks import lock_member
+
+    member = lock_member(member)
+    MetricDay.objects.filter(member=member).delete()
+    events = MemberEvent.objects.filter(member=member, counted=True).order_by("processed_at", "id")
+    add_contributions(tenant=tenant, member=member, values=_counted_contributions(tenant, events))
+    return MetricDay.objects.filter(member=member).count()
