@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -140,6 +141,7 @@ CELERY_TASK_ROUTES = {
 # Periodic jobs (django-celery-beat installs these in its tables; editable in the admin).
 CELERY_BEAT_SCHEDULE = {
     "sweep-received-events": {"task": "events.sweep_received", "schedule": 60.0},
+    "review-tiers": {"task": "tiers.review", "schedule": crontab(minute=15, hour="*/6")},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -227,3 +227,36 @@ def replay_event(*, tenant: Tenant, event: MemberEvent, actor: Any) -> None:
                 tenant=tenant, actor=actor, action="event.replayed", target=event, member_id=event.member.external_id
             )
             transaction.on_commit(lambda: evaluate_event.apply_async((event.pk,), headers=_headers()))
+
+
+REVIEW_KINDS = frozenset({"demotion", "expiry", "time_bound_end"})
+
+
+def evaluate_member_now(
+    *,
+    tenant: Tenant,
+    member: Member,
+    actor: Any,
+    kinds: frozenset[str] | None = None,
+    dry_run: bool = False,
+    source: str = "auto",
+) -> list[dict[str, Any]]:
+    """Evaluate a member's tiers now, outside any event (the evaluate endpoints and the periodic
+    review), applying only ``kinds`` of movement; ``dry_run`` reports without writing."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not dry_run:
+            member = lock_member(member)
+        if member.status != Member.Status.ACTIVE:
+            return []
+        metrics = daily_metrics(member=member, since=metrics_window_start(tenant=tenant, member=member, now=now))
+        return evaluate_member_tiers(
+            tenant=tenant,
+            member=member,
+            metrics=metrics,
+            now=now,
+            actor=actor,
+            source=source,
+            kinds=kinds,
+            dry_run=dry_run,
+        )

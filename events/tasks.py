@@ -60,3 +60,12 @@ def sweep_received(older_than_seconds: int = 60, limit: int = 5000) -> int:
         if stuck:
             logger.info("re-enqueued stuck events", extra={"count": len(stuck)})
         return len(stuck)
+
+
+@shared_task(name="tiers.review", acks_late=True)
+def review_tiers() -> int:
+    """Daily: the tier review of every tenant (see ``events.review``)."""
+    from events.review import review_all
+
+    reviews = review_all()
+    return -1 if reviews is None else sum(r.changes for r in reviews)

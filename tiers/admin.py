@@ -26,7 +26,7 @@ from tenancy.service_admin import (
 )
 from tiers import services
 from tiers.forms import PromotionRuleForm, TierForm
-from tiers.models import MemberTierChange, PromotionRule, Tier, TierType
+from tiers.models import MemberTierChange, PromotionRule, Tier, TierReview, TierType
 
 # --- tier types and their tiers -------------------------------------------------------------------
 TIER_FIELDS = ["code", "name", "rank", "is_default", "climbable", "immutable", "point_multiplier"]
@@ -239,6 +239,23 @@ class MemberTierChangeAdmin(TenantScopedAdmin):
     search_fields = ["member__external_id", "reason", "actor", "event_ref", "correlation_id"]
     list_select_related = ["member", "tier_type", "from_tier__tier_type", "to_tier__tier_type", "rule"]
     date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(TierReview)
+class TierReviewAdmin(TenantScopedAdmin):
+    """Runs of the periodic review, one per tenant and local day (``manage.py review_tiers``)."""
+
+    list_display = ["run_date", "tenant", "members_reviewed", "changes", "started_at", "finished_at"]
+    date_hierarchy = "run_date"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -319,3 +319,22 @@ class MemberTierChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.from_tier_id} → {self.to_tier_id} ({self.source})"
+
+
+class TierReview(models.Model):
+    """One tenant's periodic review for one local day: a cursor that makes the run resumable."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    run_date = models.DateField()
+    last_member_pk = models.BigIntegerField(default=0)
+    members_reviewed = models.PositiveIntegerField(default=0)
+    changes = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-run_date", "tenant_id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "run_date"], name="uniq_tier_review_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.run_date}"

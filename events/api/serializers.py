@@ -148,3 +148,9 @@ class EventBatchOutputSerializer(serializers.Serializer):
     replayed = serializers.IntegerField()
     rejected = serializers.IntegerField()
     results = BatchOutcomeSerializer(many=True)
+
+
+class TierEvaluationSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    tier_changes = serializers.ListField(child=serializers.DictField())
+    tiers = serializers.ListField(child=serializers.DictField(), help_text="The member's tiers afterwards.")

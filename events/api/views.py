@@ -18,10 +18,13 @@ from events.api.serializers import (
     EventInputSerializer,
     EventOutputSerializer,
     EventResultSerializer,
+    TierEvaluationSerializer,
 )
 from events.models import MemberEvent
 from events.selectors import member_events
-from events.services import ingest_event
+from events.services import REVIEW_KINDS, evaluate_member_now, ingest_event
+from members.api.serializers import MemberTierOutputSerializer
+from members.selectors import get_member, member_tiers
 
 MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
 PREFER = OpenApiParameter(
@@ -112,3 +115,44 @@ class EventDetailView(TenantQuerysetMixin, generics.RetrieveAPIView):
 
     def tenant_queryset(self, tenant):
         return member_events(tenant=tenant)
+
+
+DRY_RUN = OpenApiParameter(
+    "dry_run",
+    bool,
+    OpenApiParameter.QUERY,
+    required=False,
+    description="true: report what would change, change nothing.",
+)
+
+
+@extend_schema(tags=["events"], parameters=[MEMBER_ID, DRY_RUN])
+class MemberTierEvaluateView(APIView):
+    """Evaluate the member's tiers now and apply one kind of movement (seed 14.7):
+    ``/tier/promotion`` applies promotions, ``/tier/demotion`` demotions and expiries."""
+
+    kinds: frozenset[str] = frozenset()
+
+    @extend_schema(request=None, responses=TierEvaluationSerializer)
+    def post(self, request: Request, member_id: str) -> Response:
+        dry_run = request.query_params.get("dry_run", "false").lower() in ("1", "true", "yes")
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        changes = evaluate_member_now(
+            tenant=tenant, member=member, actor=request.user, kinds=self.kinds, dry_run=dry_run
+        )
+        return Response(
+            {
+                "dry_run": dry_run,
+                "tier_changes": changes,
+                "tiers": MemberTierOutputSerializer(member_tiers(member=member), many=True).data,
+            }
+        )
+
+
+class MemberTierPromotionView(MemberTierEvaluateView):
+    kinds = frozenset({"promotion"})
+
+
+class MemberTierDemotionView(MemberTierEvaluateView):
+    kinds = REVIEW_KINDS

@@ -18,7 +18,7 @@ from tests.factories import (
     hotel_ladder,
 )
 from tiers import admin as tiers_admin
-from tiers.models import AssignmentSource, MemberTierChange, PromotionRule, Tier, TierType
+from tiers.models import AssignmentSource, MemberTierChange, PromotionRule, Tier, TierReview, TierType
 from tiers.services import change_member_tier
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +137,18 @@ def messages_of(response):
 # --- pages render, scoped to the user's tenants ----------------------------------------------------
 def test_tiers_admin_registers_exactly_these_models():
     ours = {m for m in admin.site._registry if m._meta.app_label == "tiers"}
-    assert ours == set(TIER_MODELS)
+    assert ours == {*TIER_MODELS, TierReview}
+
+
+def test_tier_review_runs_are_read_only_and_scoped(logged_in, tenant, other_tenant):
+    mine = TierReview.objects.create(tenant=tenant, run_date="2026-11-01", members_reviewed=3)
+    theirs = TierReview.objects.create(tenant=other_tenant, run_date="2026-11-01")
+    changelist = logged_in.get(url(TierReview, "changelist"))
+    assert changelist.status_code == 200
+    assert list(changelist.context["cl"].queryset) == [mine]
+    assert logged_in.get(url(TierReview, "change", mine.pk)).status_code == 200
+    assert logged_in.get(url(TierReview, "change", theirs.pk)).status_code == 302
+    assert logged_in.get(url(TierReview, "add")).status_code == 403
 
 
 @pytest.mark.parametrize("model", TIER_MODELS, ids=lambda m: m.__name__)
