@@ -1,10 +1,35 @@
 """Reads of the events context, always within one tenant."""
 
+from typing import Any
+from zoneinfo import ZoneInfo
+
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from events.models import MemberEvent
+from members.models import Member
 from tenancy.models import Tenant
+from tiers.engine import progress
+from tiers.models import MemberTierAssignment
+from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
 
 
 def member_events(*, tenant: Tenant) -> QuerySet[MemberEvent]:
     return MemberEvent.objects.filter(tenant=tenant).select_related("member")
+
+
+def tier_progress(*, tenant: Tenant, member: Member) -> dict[int, dict[str, Any] | None]:
+    """Per tier type id, what the member still needs for the next tier (``tiers.engine.progress``)."""
+    from events.metrics import daily_metrics
+    from events.services import metrics_window_start
+
+    now = timezone.now()
+    tz = ZoneInfo(tenant.timezone)
+    specs = {spec.id: spec for spec in tier_type_specs(tenant=tenant)}
+    metrics = daily_metrics(member=member, since=metrics_window_start(tenant=tenant, member=member, now=now))
+    snapshot = member_snapshot(member)
+    return {
+        a.tier_type_id: progress(specs[a.tier_type_id], snapshot, assignment_snapshot(a), metrics, now, tz)
+        for a in MemberTierAssignment.objects.filter(member=member)
+        if a.tier_type_id in specs
+    }

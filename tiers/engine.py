@@ -515,3 +515,67 @@ def metrics_since(spec: TierTypeSpec, now: datetime, tz: tzinfo, enrolled_at: da
     if spec.validity == "end_of_next_period":
         start, _ = _previous_period(spec, start, tz, enrolled_at)
     return local_day(start, tz) - timedelta(days=max(windows))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
+    return value
+
+
+def progress(
+    spec: TierTypeSpec,
+    member: MemberSnapshot,
+    assignment: AssignmentSnapshot,
+    metrics: DailyMetrics,
+    now: datetime,
+    tz: tzinfo,
+) -> dict[str, Any] | None:
+    """What is still needed for the next tier (DOMAIN §9): the lowest climbable tier above the current
+    one that a promotion rule targets, and per rule and criterion the current value in the current
+    window, the required value and what remains. None at the top of the ladder."""
+    current = spec.tier(assignment.tier_id) or spec.default_tier()
+    rules = [r for r in _ordered(spec.rules, "promotion") if r.effective(now)]
+    targets = {r.target_tier_id for r in rules}
+    upper = [
+        t for t in spec.by_rank() if t.rank > current.rank and t.climbable and t.available(now) and t.id in targets
+    ]
+    if not upper:
+        return None
+    nxt = upper[0]
+    void = local_day(assignment.claims_void_before, tz) if assignment.claims_void_before else None
+    scope = _Scope(metrics, member, tz, void)
+    today = local_day(now, tz)
+    if spec.qualification == "rolling":
+        start: date | None = today - timedelta(days=(spec.window_days or 1) - 1)
+    elif spec.qualification == "lifetime":
+        start = None
+    else:
+        start = local_day(period_of(spec.qualification, now, tz, assignment.enrolled_at)[0], tz)
+    criteria = []
+    qualifies = False
+    for rule in rules:
+        if rule.target_tier_id != nxt.id:
+            continue
+        qualifies = qualifies or scope.matches(rule, start, today)
+        for criterion in rule.criteria:
+            value = scope.value(criterion, start, today, void)
+            remaining = None
+            if criterion.operator in ("gte", "gt") and (need := _decimal(criterion.value)) is not None:
+                have = _decimal(value) or Decimal(0)
+                remaining = (
+                    max(Decimal(0), need - have)
+                    if criterion.operator == "gte"
+                    else (Decimal(0) if have > need else need - have)
+                )
+            criteria.append(
+                {
+                    "rule": rule.code,
+                    "metric": criterion.metric,
+                    "operator": criterion.operator,
+                    "current": _plain(value),
+                    "required": criterion.value,
+                    "remaining": _plain(remaining),
+                }
+            )
+    return {"next_tier": nxt.code, "qualifies": qualifies, "criteria": criteria}

@@ -7,6 +7,21 @@ from members.models import Member
 from tiers.models import MemberTierAssignment
 
 
+class ProgressCriterionSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    metric = serializers.CharField()
+    operator = serializers.CharField()
+    current = serializers.JSONField()
+    required = serializers.JSONField()
+    remaining = serializers.JSONField(allow_null=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    next_tier = serializers.CharField()
+    qualifies = serializers.BooleanField()
+    criteria = ProgressCriterionSerializer(many=True)
+
+
 class MemberTierOutputSerializer(serializers.Serializer):
     """One entry per tier type the member holds (API.md ``GET /member/{memberId}/tier``)."""
 
@@ -21,6 +36,12 @@ class MemberTierOutputSerializer(serializers.Serializer):
     source = serializers.CharField()
     locked_until = serializers.DateTimeField(source="lock_until", allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
+    progress = serializers.SerializerMethodField()
+
+    @extend_schema_field(ProgressSerializer(allow_null=True))
+    def get_progress(self, assignment: MemberTierAssignment) -> dict | None:
+        """Given by the view in ``context["progress"]`` (tier type id → progress); absent elsewhere."""
+        return self.context.get("progress", {}).get(assignment.tier_type_id)
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_grace_until(self, assignment: MemberTierAssignment) -> str | None:

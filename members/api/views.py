@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from config.api import SCOPE_ADMIN, SCOPE_WRITE, TenantQuerysetMixin, tenant_of
 from config.errors import Invalid
+from events.selectors import tier_progress
 from members.api.serializers import (
     MemberOutputSerializer,
     MemberRegisterInputSerializer,
@@ -89,7 +90,11 @@ class MemberTierView(APIView):
 
     @extend_schema(responses=MemberTierOutputSerializer(many=True))
     def get(self, request: Request, member_id: str) -> Response:
-        return Response(_tiers_body(get_member(tenant=tenant_of(request), external_id=member_id)))
+        """Current tiers with ``progress``: what is still needed for the next tier, per rule and criterion."""
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        context = {"progress": tier_progress(tenant=tenant, member=member)}
+        return Response(MemberTierOutputSerializer(member_tiers(member=member), many=True, context=context).data)
 
     @extend_schema(request=None, responses=MemberTierOutputSerializer(many=True))
     def post(self, request: Request, member_id: str) -> Response:

@@ -154,3 +154,32 @@ def test_admin_lists_events_and_replays_dead_ones(client, api, tenant, other_ten
     from audit.models import AuditEntry
 
     assert AuditEntry.objects.filter(action="event.replayed", actor="user:ops").count() == 1
+
+
+def test_tier_progress_says_what_is_still_needed(api, ladder):
+    register(api, "ann")
+    api.post("/api/v1/member/ann/event", stay(nights=10), format="json")
+    (entry,) = api.get("/api/v1/member/ann/tier").json()
+    assert entry["tier"] == "member"
+    assert entry["progress"] == {
+        "next_tier": "gold",
+        "qualifies": False,
+        "criteria": [
+            {"rule": "hotel-gold-by-nights", "metric": "quantity:nights", "operator": "gte", "current": 10,
+             "required": 25, "remaining": 15},
+            {"rule": "hotel-gold-by-nights", "metric": "quantity:stays", "operator": "gte", "current": 1,
+             "required": 15, "remaining": 14},
+        ],
+    }
+    api.post("/api/v1/member/ann/event", stay("pos-2", nights=20), format="json")
+    (entry,) = api.get("/api/v1/member/ann/tier").json()
+    assert entry["tier"] == "gold"
+    assert entry["progress"] is None  # platinum is not climbable: nothing above to work towards
+
+
+def test_progress_query_count_is_bounded(api, ladder, django_assert_max_num_queries):
+    register(api, "ann")
+    for i in range(5):
+        api.post("/api/v1/member/ann/event", stay(f"p{i}", nights=1), format="json")
+    with django_assert_max_num_queries(8):
+        assert api.get("/api/v1/member/ann/tier").status_code == 200
