@@ -165,10 +165,22 @@ def test_tier_progress_says_what_is_still_needed(api, ladder):
         "next_tier": "gold",
         "qualifies": False,
         "criteria": [
-            {"rule": "hotel-gold-by-nights", "metric": "quantity:nights", "operator": "gte", "current": 10,
-             "required": 25, "remaining": 15},
-            {"rule": "hotel-gold-by-nights", "metric": "quantity:stays", "operator": "gte", "current": 1,
-             "required": 15, "remaining": 14},
+            {
+                "rule": "hotel-gold-by-nights",
+                "metric": "quantity:nights",
+                "operator": "gte",
+                "current": 10,
+                "required": 25,
+                "remaining": 15,
+            },
+            {
+                "rule": "hotel-gold-by-nights",
+                "metric": "quantity:stays",
+                "operator": "gte",
+                "current": 1,
+                "required": 15,
+                "remaining": 14,
+            },
         ],
     }
     api.post("/api/v1/member/ann/event", stay("pos-2", nights=20), format="json")
