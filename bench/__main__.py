@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from bench import http_baseline
+from bench import http_baseline, ingest
 
-BENCHMARKS = {"http_baseline": http_baseline.main}
+BENCHMARKS = {"http_baseline": http_baseline.main, "ingest": ingest.main}
 
 
 def main() -> int:

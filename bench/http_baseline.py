@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,41 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_keys() -> tuple[dict[str, str], Callable[[str, str], str]]:
+    """An environment for a throwaway server (fresh DATA_DIR, a generated signing key trusted as kid
+    ``bench``) and a function that signs tokens for it."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp / "bench.pem").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        SECRET_KEY="bench-only",  # noqa: S106 - a throwaway server
+        DEBUG="0",
+        DATA_DIR=str(tmp),
+        JWT_PUBLIC_KEY_FILES=f"bench={tmp / 'bench.pem'}",
+        JWT_ISSUER="bench",
+        JWT_AUDIENCE="bench",
+        LOG_LEVEL="WARNING",
+    )
+
+    def token_for(tenant: str, scope: str) -> str:
+        claims = {
+            "iss": "bench",
+            "aud": "bench",
+            "sub": "bench",
+            "tenant": tenant,
+            "scope": scope,
+            "exp": int(time.time()) + 3600,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "bench"})
+
+    return env, token_for
 
 
 def _free_port() -> int:
@@ -80,22 +116,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args(argv)
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp / "bench.pem").write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        SECRET_KEY="bench-only",  # noqa: S106 - a throwaway server
-        DEBUG="0",
-        DATA_DIR=str(tmp),
-        JWT_PUBLIC_KEY_FILES=f"bench={tmp / 'bench.pem'}",
-        JWT_ISSUER="bench",
-        JWT_AUDIENCE="bench",
-        LOG_LEVEL="WARNING",
-    )
+    env, token_for = bench_keys()
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
@@ -138,21 +159,7 @@ def main(argv: list[str]) -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        now = int(time.time())
-        token = jwt.encode(
-            {
-                "iss": "bench",
-                "aud": "bench",
-                "sub": "bench",
-                "tenant": "bench",
-                "exp": now + 3600,
-                "scope": "privilege:audit",
-                "jti": uuid.uuid4().hex,
-            },
-            key,
-            algorithm="RS256",
-            headers={"kid": "bench"},
-        )
+        token = token_for("bench", "privilege:audit")
         db = env.get("DATABASE_URL", "").split("://")[0] or "sqlite"
         print(
             f"database={db} gunicorn_workers={args.workers} clients={args.clients} "

@@ -148,6 +148,10 @@ class MemberEvent(models.Model):
     def ref(self) -> str:
         return f"{self.source}:{self.event_id}"
 
+    def result_body(self) -> dict | None:
+        """The stored result with the event's id, as the API returns it."""
+        return None if self.result is None else {"id": self.pk, **self.result}
+
 
 class MetricDay(models.Model):
     """One member's total of one metric on one local day (tenant time): the aggregates that make any

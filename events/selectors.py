@@ -26,10 +26,11 @@ def tier_progress(*, tenant: Tenant, member: Member) -> dict[int, dict[str, Any]
     now = timezone.now()
     tz = ZoneInfo(tenant.timezone)
     specs = {spec.id: spec for spec in tier_type_specs(tenant=tenant)}
-    metrics = daily_metrics(member=member, since=metrics_window_start(tenant=tenant, member=member, now=now))
+    assignments = list(MemberTierAssignment.objects.filter(member=member))
+    metrics = daily_metrics(member=member, since=metrics_window_start(tenant=tenant, assignments=assignments, now=now))
     snapshot = member_snapshot(member)
     return {
         a.tier_type_id: progress(specs[a.tier_type_id], snapshot, assignment_snapshot(a), metrics, now, tz)
-        for a in MemberTierAssignment.objects.filter(member=member)
+        for a in assignments
         if a.tier_type_id in specs
     }

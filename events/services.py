@@ -9,16 +9,17 @@ benefits join this pipeline with their issues; until then their blocks of the re
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.errors import IdempotencyConflict, Invalid
+from config.errors import DomainError, IdempotencyConflict, Invalid
 from config.tracing import current_request_id
 from events.metrics import add_contributions, contributions, daily_metrics
 from events.models import MemberEvent
@@ -46,8 +47,8 @@ def body_hash(member_id: str, data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _validate(tenant: Tenant, member: Member, data: dict[str, Any], now: datetime) -> MemberEvent | None:
-    """DOMAIN §7 rules that need the tenant or stored events; returns the refunded original, if any."""
+def _tenant_errors(tenant: Tenant, data: dict[str, Any], now: datetime) -> dict[str, list[str]]:
+    """DOMAIN §7 rules that need the tenant: future times, the largest amount, the currency."""
     errors: dict[str, list[str]] = {}
     amount: Decimal | None = data.get("amount")
     if data["occurred_at"] > now + MAX_FUTURE:
@@ -56,6 +57,13 @@ def _validate(tenant: Tenant, member: Member, data: dict[str, Any], now: datetim
         errors["amount"] = [f"Exceeds the largest accepted amount ({tenant.max_event_amount})."]
     if data.get("currency") and data["currency"] != tenant.currency:
         errors["currency"] = [f"Must be the program currency, {tenant.currency}."]
+    return errors
+
+
+def _validate(tenant: Tenant, member: Member, data: dict[str, Any], now: datetime) -> MemberEvent | None:
+    """DOMAIN §7 rules that need the tenant or stored events; returns the refunded original, if any."""
+    errors = _tenant_errors(tenant, data, now)
+    amount: Decimal | None = data.get("amount")
     original = None
     if data["type"] == "refund":
         original = (
@@ -90,14 +98,14 @@ def ingest_event(
     now = timezone.now()
     digest = body_hash(member_id, data)
     with transaction.atomic():
-        member = Member.objects.filter(tenant=tenant, external_id=member_id).first()
+        member = Member.objects.select_for_update(of=("self",)).filter(tenant=tenant, external_id=member_id).first()
         if member is None:
             if not tenant.auto_enroll:
                 raise MemberNotFound()
             from members.services import Registration, register_member
 
             member, _ = register_member(tenant=tenant, registration=Registration(external_id=member_id), actor=actor)
-        member = lock_member(member)
+            member = lock_member(member)
         existing = MemberEvent.objects.filter(tenant=tenant, source=data["source"], event_id=data["event_id"]).first()
         if existing is not None:
             if existing.body_hash != digest:
@@ -105,72 +113,201 @@ def ingest_event(
             return existing, True
         original = _validate(tenant, member, data, now)
         too_old = data["occurred_at"] < now - timedelta(days=tenant.max_event_age_days)
-        event = MemberEvent.objects.create(
+        event = MemberEvent(
             tenant=tenant,
             member=member,
             body_hash=digest,
             refund_of=original,
-            status=MemberEvent.Status.REJECTED if too_old else MemberEvent.Status.RECEIVED,
             response_status=202 if asynchronous and not too_old else 201,
             correlation_id=current_request_id(),
             **{k: v for k, v in data.items() if k != "refund_of"},
         )
         if too_old:
+            event.status = MemberEvent.Status.REJECTED
             event.result = _result(event, tier_changes=[], note=f"older than {tenant.max_event_age_days} days")
             event.processed_at = now
-            event.save(update_fields=["result", "processed_at"])
-        elif not asynchronous:
-            process_event_locked(tenant=tenant, member=member, event=event)
+            event.save(force_insert=True)
+        elif asynchronous:
+            event.save(force_insert=True)
+            enqueue_member(member.pk)
         else:
-            from events.tasks import evaluate_event
-
-            transaction.on_commit(lambda: evaluate_event.apply_async((event.pk,), headers=_headers()))
+            process_event_locked(tenant=tenant, member=member, event=event)  # saves it, processed
     return event, False
 
 
-def _headers() -> dict[str, str]:
-    return {"correlation_id": current_request_id()}
+def ingest_batch(*, tenant: Tenant, items: list[tuple[int, str, dict[str, Any]]], actor: Any) -> list[dict[str, Any]]:
+    """``POST /events/batch``: store up to 1,000 validated events at once and enqueue one evaluation
+    task per member. Returns an outcome per item (``accepted``, ``replayed`` or ``rejected`` with the
+    problem code and errors).
+
+    The common case takes a few queries for the whole batch: members and already-stored keys are read
+    in bulk and the new events written with one insert. Refunds (they read and update their original)
+    and unknown members of an auto-enrolling tenant take the one-by-one path of :func:`ingest_event`,
+    as does the whole batch if a concurrent writer stored one of its keys first.
+    """
+    now = timezone.now()
+    members = {m.external_id: m for m in Member.objects.filter(tenant=tenant, external_id__in={m for _, m, _ in items})}
+    stored = {
+        (e.source, e.event_id): e
+        for e in MemberEvent.objects.filter(tenant=tenant, event_id__in=[d["event_id"] for _, _, d in items]).only(
+            "id", "source", "event_id", "body_hash"
+        )
+    }
+    outcomes: dict[int, dict[str, Any]] = {}
+    fresh: list[tuple[int, MemberEvent]] = []
+    slow: list[tuple[int, str, dict[str, Any]]] = []
+    for index, member_id, data in items:
+        key = (data["source"], data["event_id"])
+        digest = body_hash(member_id, data)
+        if data["type"] == "refund" or (member_id not in members and tenant.auto_enroll):
+            slow.append((index, member_id, data))
+            continue
+        if member_id not in members:
+            outcomes[index] = {"outcome": "rejected", "code": MemberNotFound.code, "errors": {}}
+            continue
+        prior = stored.get(key)
+        if prior is not None:
+            same = prior.body_hash == digest
+            outcomes[index] = (
+                {"outcome": "replayed", "event": prior}
+                if same
+                else {"outcome": "rejected", "code": IdempotencyConflict.code, "errors": {}}
+            )
+            continue
+        errors = _tenant_errors(tenant, data, now)
+        if errors:
+            outcomes[index] = {"outcome": "rejected", "code": Invalid.code, "errors": errors}
+            continue
+        too_old = data["occurred_at"] < now - timedelta(days=tenant.max_event_age_days)
+        event = MemberEvent(
+            tenant=tenant,
+            member=members[member_id],
+            body_hash=digest,
+            response_status=202,
+            correlation_id=current_request_id(),
+            status=MemberEvent.Status.REJECTED if too_old else MemberEvent.Status.RECEIVED,
+            **{k: v for k, v in data.items() if k != "refund_of"},
+        )
+        if too_old:
+            event.result = _result(event, tier_changes=[], note=f"older than {tenant.max_event_age_days} days")
+            event.processed_at = now
+        stored[key] = event
+        fresh.append((index, event))
+        outcomes[index] = {"outcome": "accepted", "event": event}
+    try:
+        with transaction.atomic():
+            MemberEvent.objects.bulk_create([event for _, event in fresh])
+            for member_pk in {e.member_id for _, e in fresh if e.status == MemberEvent.Status.RECEIVED}:
+                enqueue_member(member_pk)
+    except IntegrityError:  # a concurrent request stored one of these keys first: go one by one
+        retry = {index for index, _ in fresh}
+        slow += [item for item in items if item[0] in retry]
+        for index in retry:
+            outcomes.pop(index)
+    for index, member_id, data in slow:
+        try:
+            event, replayed = ingest_event(
+                tenant=tenant, member_id=member_id, data=data, actor=actor, asynchronous=True
+            )
+        except DomainError as exc:
+            outcomes[index] = {"outcome": "rejected", "code": exc.code, "errors": exc.errors or {}}
+        else:
+            outcomes[index] = {"outcome": "replayed" if replayed else "accepted", "event": event}
+    return [
+        {
+            k: v
+            for k, v in {**outcomes[index], "id": getattr(outcomes[index].get("event"), "pk", None)}.items()
+            if k != "event" and v is not None
+        }
+        for index, _, _ in items
+    ]
+
+
+def enqueue_member(member_pk: int) -> None:
+    """After commit, a task evaluates the member's pending events (one task per member and commit)."""
+    from events.tasks import evaluate_member_events
+
+    headers = {"correlation_id": current_request_id()}
+    transaction.on_commit(lambda: evaluate_member_events.apply_async((member_pk,), headers=headers))
 
 
 def process_event_locked(*, tenant: Tenant, member: Member, event: MemberEvent) -> MemberEvent:
-    """Evaluate a stored event: metrics, tiers, result (caller holds the member's lock)."""
+    """Evaluate one event and save it (an insert for a new event). The caller holds the member's lock."""
+    process_run_locked(tenant=tenant, member=member, events=[event])
+    event.save()
+    return event
+
+
+def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEvent]) -> None:
+    """Evaluate a member's events (in order) as one run: their metric contributions in one upsert, then
+    the tier engine once, after all of them. Sets each event's status and result; the caller holds the
+    member's lock and saves the events.
+
+    Evaluating once per run is what makes the asynchronous path fast; the final state is the same as
+    one evaluation per event (claims derive from the metrics). The run's tier changes are reported on
+    its last event, which they name as their cause.
+    """
     now = timezone.now()
     tier_changes: list[dict[str, Any]] = []
     note = ""
     if member.status != Member.Status.ACTIVE:
         note = f"member {member.status}: stored, earns nothing, moves no tier"
     else:
-        original = None
-        if event.refund_of_id is not None:
-            MemberEvent.objects.filter(pk=event.refund_of_id).update(
-                refunded_amount=F("refunded_amount") + (event.amount or Decimal(0))
-            )
-            original = MemberEvent.objects.get(pk=event.refund_of_id)
-        add_contributions(tenant=tenant, member=member, values=contributions(event, tenant, original=original))
-        if member.last_event_at is None or event.occurred_at > member.last_event_at:
-            Member.objects.filter(pk=member.pk).update(last_event_at=event.occurred_at)
-            member.last_event_at = event.occurred_at
-        event.counted = True
+        totals: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+        for event in events:
+            original = None
+            if event.refund_of_id is not None:
+                MemberEvent.objects.filter(pk=event.refund_of_id).update(
+                    refunded_amount=F("refunded_amount") + (event.amount or Decimal(0))
+                )
+                original = MemberEvent.objects.get(pk=event.refund_of_id)
+            for key, value in contributions(event, tenant, original=original).items():
+                totals[key] += value
+            event.counted = True
+        add_contributions(tenant=tenant, member=member, values=totals)
+        latest = max(event.occurred_at for event in events)
+        if member.last_event_at is None or latest > member.last_event_at:
+            Member.objects.filter(pk=member.pk).update(last_event_at=latest)
+            member.last_event_at = latest
+        assignments = list(MemberTierAssignment.objects.filter(member=member).select_related("tier"))
+        since = metrics_window_start(tenant=tenant, assignments=assignments, now=now)
         tier_changes = evaluate_member_tiers(
             tenant=tenant,
             member=member,
-            metrics=daily_metrics(member=member, since=metrics_window_start(tenant=tenant, member=member, now=now)),
+            metrics=daily_metrics(member=member, since=since),
             now=now,
-            actor=f"system:event:{event.ref}",
-            event_ref=event.ref,
+            actor=f"system:event:{events[-1].ref}",
+            event_ref=events[-1].ref,
+            assignments=assignments,
         )
-    event.status = MemberEvent.Status.PROCESSED
-    event.processed_at = now
-    event.last_error = ""
-    event.result = _result(event, tier_changes=tier_changes, note=note)
-    event.save(update_fields=["status", "processed_at", "last_error", "result", "counted"])
-    return event
+    for event in events:
+        event.status = MemberEvent.Status.PROCESSED
+        event.processed_at = now
+        event.last_error = ""
+        event.result = _result(event, tier_changes=tier_changes if event is events[-1] else [], note=note)
 
 
-def metrics_window_start(*, tenant: Tenant, member: Member, now: datetime):  # type: ignore[no-untyped-def]
+def process_member_events(*, member_id: int, limit: int = 500) -> int:
+    """The task body: evaluate every pending event of one member (oldest first, at most ``limit``) as one
+    run. Idempotent: processed events are not pending, so a repeated or late task finds nothing."""
+    with transaction.atomic():
+        member = lock_member(Member(pk=member_id))
+        pending = list(
+            MemberEvent.objects.filter(
+                member=member, status__in=[MemberEvent.Status.RECEIVED, MemberEvent.Status.FAILED]
+            ).order_by("received_at", "id")[:limit]
+        )
+        if not pending:
+            return 0
+        process_run_locked(tenant=Tenant.objects.get(pk=member.tenant_id), member=member, events=pending)
+        MemberEvent.objects.bulk_update(pending, ["status", "processed_at", "last_error", "result", "counted"])
+        return len(pending)
+
+
+def metrics_window_start(*, tenant: Tenant, assignments: list[MemberTierAssignment], now: datetime) -> date | None:
     """The earliest day any active tier type can still need (None = every day)."""
     tz = ZoneInfo(tenant.timezone)
-    enrolled = dict(MemberTierAssignment.objects.filter(member=member).values_list("tier_type_id", "enrolled_at"))
+    enrolled = {a.tier_type_id: a.enrolled_at for a in assignments}
     starts = [metrics_since(spec, now, tz, enrolled.get(spec.id, now)) for spec in tier_type_specs(tenant=tenant)]
     if not starts or any(s is None for s in starts):
         return None
@@ -178,9 +315,9 @@ def metrics_window_start(*, tenant: Tenant, member: Member, now: datetime):  # t
 
 
 def _result(event: MemberEvent, *, tier_changes: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
-    """The event's result as API.md shapes it (points and benefits arrive with their issues)."""
+    """The event's result as API.md shapes it, less its ``id`` (known only once the event is saved; see
+    ``MemberEvent.result_body``). Points and benefits arrive with their issues."""
     body: dict[str, Any] = {
-        "id": event.pk,
         "event_id": event.event_id,
         "source": event.source,
         "status": event.status,
@@ -193,30 +330,18 @@ def _result(event: MemberEvent, *, tier_changes: list[dict[str, Any]], note: str
     return body
 
 
-def process_event(*, event_id: int) -> MemberEvent:
-    """Evaluate a stored event by id (the task body): idempotent, it re-reads the state under the lock."""
-    with transaction.atomic():
-        event = MemberEvent.objects.select_related("tenant", "member").get(pk=event_id)
-        member = lock_member(event.member)
-        event = MemberEvent.objects.select_for_update().get(pk=event_id)
-        if event.status in (MemberEvent.Status.PROCESSED, MemberEvent.Status.REJECTED):
-            return event
-        tenant = Tenant.objects.get(pk=event.tenant_id)
-        return process_event_locked(tenant=tenant, member=member, event=event)
-
-
-def record_failure(*, event_id: int, error: BaseException, final: bool) -> None:
-    """Mark an evaluation attempt failed (or dead after the last one), in its own transaction."""
+def record_failure(*, member_id: int, error: BaseException, final: bool) -> None:
+    """Mark the member's pending events failed (or dead after the last attempt), in their own
+    transaction, so they are visible and, when dead, replayable."""
     status = MemberEvent.Status.DEAD if final else MemberEvent.Status.FAILED
-    MemberEvent.objects.filter(pk=event_id).exclude(status=MemberEvent.Status.PROCESSED).update(
-        status=status, attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
-    )
+    MemberEvent.objects.filter(
+        member_id=member_id, status__in=[MemberEvent.Status.RECEIVED, MemberEvent.Status.FAILED]
+    ).update(status=status, attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000])
 
 
 def replay_event(*, tenant: Tenant, event: MemberEvent, actor: Any) -> None:
     """An admin's replay of a failed or dead event: back to ``received`` and evaluated again."""
     from audit.services import record_audit
-    from events.tasks import evaluate_event
 
     with transaction.atomic():
         updated = MemberEvent.objects.filter(
@@ -226,7 +351,7 @@ def replay_event(*, tenant: Tenant, event: MemberEvent, actor: Any) -> None:
             record_audit(
                 tenant=tenant, actor=actor, action="event.replayed", target=event, member_id=event.member.external_id
             )
-            transaction.on_commit(lambda: evaluate_event.apply_async((event.pk,), headers=_headers()))
+            enqueue_member(event.member_id)
 
 
 REVIEW_KINDS = frozenset({"demotion", "expiry", "time_bound_end"})
@@ -249,14 +374,16 @@ def evaluate_member_now(
             member = lock_member(member)
         if member.status != Member.Status.ACTIVE:
             return []
-        metrics = daily_metrics(member=member, since=metrics_window_start(tenant=tenant, member=member, now=now))
+        assignments = list(MemberTierAssignment.objects.filter(member=member).select_related("tier"))
+        since = metrics_window_start(tenant=tenant, assignments=assignments, now=now)
         return evaluate_member_tiers(
             tenant=tenant,
             member=member,
-            metrics=metrics,
+            metrics=daily_metrics(member=member, since=since),
             now=now,
             actor=actor,
             source=source,
             kinds=kinds,
             dry_run=dry_run,
+            assignments=assignments,
         )

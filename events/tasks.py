@@ -9,62 +9,63 @@ from django.utils import timezone
 from config.db import advisory_lock
 from config.metrics import EVENTS_PROCESSED, TASK_RETRIES
 from events.models import MemberEvent
-from events.services import MAX_ATTEMPTS, process_event, record_failure
+from events.services import MAX_ATTEMPTS, process_member_events, record_failure
 
 logger = logging.getLogger("privilege.events")
 
 
-@shared_task(name="events.evaluate_event", bind=True, acks_late=True, max_retries=MAX_ATTEMPTS - 1)
-def evaluate_event(self, event_id: int) -> str:
-    """Evaluate one stored event. Any failure is recorded on the event (``failed``) and retried with
-    exponential backoff and jitter; after the last attempt the event is ``dead`` (replayable)."""
+@shared_task(name="events.evaluate_member_events", bind=True, acks_late=True, max_retries=MAX_ATTEMPTS - 1)
+def evaluate_member_events(self, member_id: int) -> int:
+    """Evaluate one member's pending events as one run (``events.services.process_member_events``).
+
+    Any failure is recorded on the pending events (``failed``) and retried with exponential backoff;
+    after the last attempt they are ``dead`` (visible in the admin, replayable). Returns how many events
+    were processed (0 when another task got there first).
+    """
     try:
-        event = process_event(event_id=event_id)
-    except MemberEvent.DoesNotExist:
-        logger.warning("event vanished before evaluation", extra={"event": event_id})
-        return "missing"
+        processed = process_member_events(member_id=member_id)
     except Exception as exc:
         final = self.request.retries >= self.max_retries
-        record_failure(event_id=event_id, error=exc, final=final)
+        record_failure(member_id=member_id, error=exc, final=final)
         EVENTS_PROCESSED.labels("dead" if final else "failed").inc()
         logger.warning(
-            "event evaluation failed", extra={"event": event_id, "final": final, "error": type(exc).__name__}
+            "event evaluation failed", extra={"member": member_id, "final": final, "error": type(exc).__name__}
         )
         if final:
-            return "dead"
-        TASK_RETRIES.labels("events.evaluate_event").inc()
-        countdown = min(2 ** (self.request.retries + 1), 300)
-        raise self.retry(exc=exc, countdown=countdown) from exc
-    EVENTS_PROCESSED.labels(event.status).inc()
-    return event.status
+            return 0
+        TASK_RETRIES.labels("events.evaluate_member_events").inc()
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 300)) from exc
+    EVENTS_PROCESSED.labels("processed").inc(processed)
+    return processed
 
 
 @shared_task(name="events.sweep_received", acks_late=True)
 def sweep_received(older_than_seconds: int = 60, limit: int = 5000) -> int:
-    """PostgreSQL is the truth and the broker only a trigger: re-enqueue events still ``received`` (or
-    ``failed`` and not retried) a while after arrival, e.g. after a broker restart lost their task.
-    Evaluation is idempotent, so a task that was only late does no harm."""
+    """PostgreSQL is the truth and the broker only a trigger: re-enqueue the members of events still
+    ``received`` (or ``failed`` and not retried) a while after arrival, e.g. after a broker restart lost
+    their task. Evaluation is idempotent, so a task that was only late does no harm. Returns how many
+    members were re-enqueued."""
     with advisory_lock("events.sweep_received") as acquired:
         if not acquired:
             return 0
         cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-        stuck = list(
+        members = list(
             MemberEvent.objects.filter(
                 status__in=[MemberEvent.Status.RECEIVED, MemberEvent.Status.FAILED], received_at__lt=cutoff
             )
-            .order_by("received_at")
-            .values_list("pk", flat=True)[:limit]
+            .values_list("member_id", flat=True)
+            .distinct()[:limit]
         )
-        for pk in stuck:
-            evaluate_event.delay(pk)
-        if stuck:
-            logger.info("re-enqueued stuck events", extra={"count": len(stuck)})
-        return len(stuck)
+        for member_id in members:
+            evaluate_member_events.delay(member_id)
+        if members:
+            logger.info("re-enqueued members with stuck events", extra={"count": len(members)})
+        return len(members)
 
 
 @shared_task(name="tiers.review", acks_late=True)
 def review_tiers() -> int:
-    """Daily: the tier review of every tenant (see ``events.review``)."""
+    """Periodic: the tier review of every tenant (see ``events.review``)."""
     from events.review import review_all
 
     reviews = review_all()

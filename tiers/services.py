@@ -425,6 +425,7 @@ def evaluate_member_tiers(
     event_ref: str = "",
     dry_run: bool = False,
     kinds: frozenset[str] | None = None,
+    assignments: list[MemberTierAssignment] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the tier engine for every active tier type and apply its decisions (DOMAIN §3.4).
 
@@ -433,10 +434,13 @@ def evaluate_member_tiers(
     first. ``kinds`` limits which movements are applied (``{"promotion"}`` for the promotion endpoint);
     ``dry_run`` decides without writing. Returns one entry per tier change (applied or, in a dry run,
     proposed): ``{"tier_type", "from", "to", "kind", "rule", "reason", "valid_until"}``.
+    ``assignments`` are the member's current ones when the caller has already read them (with ``tier``).
     """
     tz = ZoneInfo(tenant.timezone)
     specs = tier_type_specs(tenant=tenant)
-    held = {a.tier_type_id: a for a in MemberTierAssignment.objects.filter(member=member).select_related("tier")}
+    if assignments is None:
+        assignments = list(MemberTierAssignment.objects.filter(member=member).select_related("tier"))
+    held = {a.tier_type_id: a for a in assignments}
     snapshot = member_snapshot(member)
     changes: list[dict[str, Any]] = []
     for spec in specs:

@@ -103,7 +103,7 @@ class EventAcceptedSerializer(serializers.Serializer):
 
 class EventOutputSerializer(serializers.ModelSerializer):
     member_id = serializers.CharField(source="member.external_id")
-    result = serializers.JSONField()
+    result = serializers.JSONField(source="result_body")
 
     class Meta:
         model = MemberEvent

@@ -9,7 +9,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import TenantQuerysetMixin, flatten_errors, tenant_of
-from config.errors import DomainError
 from events.api.serializers import (
     BatchEventInputSerializer,
     EventAcceptedSerializer,
@@ -22,7 +21,7 @@ from events.api.serializers import (
 )
 from events.models import MemberEvent
 from events.selectors import member_events
-from events.services import REVIEW_KINDS, evaluate_member_now, ingest_event
+from events.services import REVIEW_KINDS, evaluate_member_now, ingest_batch, ingest_event
 from members.api.serializers import MemberTierOutputSerializer
 from members.selectors import get_member, member_tiers
 
@@ -41,7 +40,7 @@ def event_response(event: MemberEvent, *, replayed: bool) -> Response:
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     if event.response_status == status.HTTP_202_ACCEPTED:
         return Response(_accepted_body(event), status=status.HTTP_202_ACCEPTED, headers=headers)
-    return Response(event.result, status=event.response_status, headers=headers)
+    return Response(event.result_body(), status=event.response_status, headers=headers)
 
 
 @extend_schema(tags=["events"], parameters=[MEMBER_ID, PREFER])
@@ -81,27 +80,20 @@ class EventBatchView(APIView):
         batch = EventBatchInputSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
         tenant = tenant_of(request)
-        results: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = [{} for _ in batch.validated_data["events"]]
+        valid: list[tuple[int, str, dict[str, Any]]] = []
         for index, raw in enumerate(batch.validated_data["events"]):
-            outcome: dict[str, Any] = {"index": index, "event_id": raw.get("event_id"), "source": raw.get("source")}
             item = BatchEventInputSerializer(data=raw)
-            if not item.is_valid():
-                outcome.update(outcome="rejected", code="validation_error", errors=flatten_errors(item.errors))
-                results.append(outcome)
-                continue
-            values = dict(item.validated_data)
-            member_id = values.pop("member_id")
-            try:
-                event, replayed = ingest_event(
-                    tenant=tenant, member_id=member_id, data=values, actor=request.user, asynchronous=True
-                )
-            except DomainError as exc:
-                outcome.update(
-                    outcome="rejected", code=exc.code, errors=exc.errors or {"non_field_errors": [exc.detail]}
-                )
+            results[index] = {"index": index, "event_id": raw.get("event_id"), "source": raw.get("source")}
+            if item.is_valid():
+                values = dict(item.validated_data)
+                valid.append((index, values.pop("member_id"), values))
             else:
-                outcome.update(outcome="replayed" if replayed else "accepted", id=event.pk)
-            results.append(outcome)
+                results[index].update(outcome="rejected", code="validation_error", errors=flatten_errors(item.errors))
+        for (index, _, _), outcome in zip(
+            valid, ingest_batch(tenant=tenant, items=valid, actor=request.user), strict=True
+        ):
+            results[index].update(outcome)
         counts = {k: sum(1 for r in results if r["outcome"] == k) for k in ("accepted", "replayed", "rejected")}
         return Response({**counts, "results": results}, status=status.HTTP_202_ACCEPTED)
 

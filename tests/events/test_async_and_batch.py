@@ -9,7 +9,7 @@ from django.utils import timezone
 from events import services as event_services
 from events.models import MemberEvent, MetricDay
 from events.services import replay_event
-from events.tasks import evaluate_event, sweep_received
+from events.tasks import evaluate_member_events, sweep_received
 from members.models import Member
 from tests.conftest import assert_problem
 from tests.events.test_ingestion import stay
@@ -62,8 +62,8 @@ def test_task_is_idempotent(ann):
     event, _ = event_services.ingest_event(
         tenant=ann.tenant, member_id="ann", data=_validated(stay()), actor="t", asynchronous=True
     )
-    assert evaluate_event.apply(args=(event.pk,)).get() == "processed"
-    assert evaluate_event.apply(args=(event.pk,)).get() == "processed"
+    assert evaluate_member_events.apply(args=(ann.pk,)).get() == 1
+    assert evaluate_member_events.apply(args=(ann.pk,)).get() == 0  # nothing pending: no second effect
     assert sum(MetricDay.objects.filter(member=ann, metric="quantity:nights").values_list("value", flat=True)) == (
         30 * MetricDay.SCALE
     )
@@ -79,9 +79,9 @@ def test_failures_are_retried_then_dead_and_replayable(ann, monkeypatch, django_
         calls["n"] += 1
         raise ConnectionError("database went away")
 
-    monkeypatch.setattr("events.tasks.process_event", broken)
-    monkeypatch.setattr(evaluate_event.app.conf, "CELERY_TASK_EAGER_PROPAGATES", False)  # eager retries run
-    evaluate_event.apply(args=(event.pk,))  # eager: each retry runs at once
+    monkeypatch.setattr("events.tasks.process_member_events", broken)
+    monkeypatch.setattr(evaluate_member_events.app.conf, "CELERY_TASK_EAGER_PROPAGATES", False)  # eager retries
+    evaluate_member_events.apply(args=(ann.pk,))  # eager: each retry runs at once
     event.refresh_from_db()
     assert (event.status, event.attempts, calls["n"]) == (
         "dead",
@@ -95,7 +95,7 @@ def test_failures_are_retried_then_dead_and_replayable(ann, monkeypatch, django_
         replay_event(tenant=ann.tenant, event=event, actor="user:ops")
     assert len(enqueued) == 1
     assert MemberEvent.objects.get(pk=event.pk).status == "received"
-    evaluate_event.apply(args=(event.pk,))
+    evaluate_member_events.apply(args=(ann.pk,))
     event.refresh_from_db()
     assert (event.status, event.counted) == ("processed", True)
 
@@ -166,3 +166,26 @@ def test_batch_needs_write_scope(api_client_for, tenant, ann):
     body = {"events": [{**stay("b1"), "member_id": "ann"}]}
     assert_problem(reader.post("/api/v1/events/batch", body, format="json"), 403, "insufficient_scope")
     assert MemberEvent.objects.count() == 0
+
+
+def test_batch_of_one_member_is_one_run(api, ann, eager_tasks, django_capture_on_commit_callbacks):
+    """A member's pending events are evaluated together: metrics from all of them, tiers once; the
+    run's tier change is reported on its last event. In-batch duplicates are replays; refunds work."""
+    events = [{**stay(f"s{i}", nights=10), "member_id": "ann"} for i in range(3)]
+    events.append({**stay("s0", nights=10), "member_id": "ann"} | {"occurred_at": events[0]["occurred_at"]})
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        body = api.post("/api/v1/events/batch", {"events": events}, format="json").json()
+    assert [r["outcome"] for r in body["results"]] == ["accepted", "accepted", "accepted", "replayed"]
+    assert body["results"][3]["id"] == body["results"][0]["id"]
+    assert len(callbacks) == 1  # one task for the member
+    stored = list(MemberEvent.objects.filter(member=ann).order_by("id"))
+    assert [e.status for e in stored] == ["processed"] * 3
+    assert [len(e.result["tier_changes"]) for e in stored] == [0, 0, 1]
+    assert stored[2].result["tier_changes"][0]["to"] == "gold"
+    assert MemberTierAssignment.objects.get(member=ann).tier.code == "gold"
+    refund = {"event_id": "r1", "source": "pos", "type": "refund", "occurred_at": timezone.now().isoformat(),
+              "refund_of": "s1", "amount": "250.00", "member_id": "ann"}
+    with django_capture_on_commit_callbacks(execute=True):
+        body = api.post("/api/v1/events/batch", {"events": [refund]}, format="json").json()
+    assert body["accepted"] == 1
+    assert MemberTierAssignment.objects.get(member=ann).tier.code == "member"  # 20 nights left < 25
