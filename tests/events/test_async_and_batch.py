@@ -59,7 +59,7 @@ def test_async_replay_is_the_original_202(api, ann, django_capture_on_commit_cal
 
 
 def test_task_is_idempotent(ann):
-    event, _ = event_services.ingest_event(
+    event_services.ingest_event(
         tenant=ann.tenant, member_id="ann", data=_validated(stay()), actor="t", asynchronous=True
     )
     assert evaluate_member_events.apply(args=(ann.pk,)).get() == 1
