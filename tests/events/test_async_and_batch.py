@@ -183,8 +183,15 @@ def test_batch_of_one_member_is_one_run(api, ann, eager_tasks, django_capture_on
     assert [len(e.result["tier_changes"]) for e in stored] == [0, 0, 1]
     assert stored[2].result["tier_changes"][0]["to"] == "gold"
     assert MemberTierAssignment.objects.get(member=ann).tier.code == "gold"
-    refund = {"event_id": "r1", "source": "pos", "type": "refund", "occurred_at": timezone.now().isoformat(),
-              "refund_of": "s1", "amount": "250.00", "member_id": "ann"}
+    refund = {
+        "event_id": "r1",
+        "source": "pos",
+        "type": "refund",
+        "occurred_at": timezone.now().isoformat(),
+        "refund_of": "s1",
+        "amount": "250.00",
+        "member_id": "ann",
+    }
     with django_capture_on_commit_callbacks(execute=True):
         body = api.post("/api/v1/events/batch", {"events": [refund]}, format="json").json()
     assert body["accepted"] == 1
