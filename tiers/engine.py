@@ -258,19 +258,17 @@ def _calendar_claims(
     grace = timedelta(days=spec.grace_days)
     validity = timedelta(days=spec.validity_days or 0)
     today = local_day(now, tz)
-    first_day = metrics.first_day
-    start, end = period_of(spec.qualification, now, tz, assignment.enrolled_at)
     found: dict[int, Claim] = {}
     wanted = {r.target_tier_id for r in rules}
-    for index in range(MAX_PERIODS):
+    for start, end in _periods_newest_first(spec, metrics, assignment, now, tz):
         next_end = _next_period_end(spec, end, tz, assignment.enrolled_at)
         claim_end = {"end_of_period": end, "end_of_next_period": next_end}.get(spec.validity)
         if spec.validity == "fixed_days":
             alive = end + validity + grace >= now
         else:
             alive = claim_end is None or claim_end + grace >= now
-        if not alive or (index > 0 and (first_day is None or end <= day_start(first_day, tz))):
-            break
+        if not alive:
+            break  # older periods end earlier still
         p_start, p_last = local_day(start, tz), min(local_day(end - timedelta(seconds=1), tz), today)
         days = _candidate_days(metrics, rules, p_start, p_last, None)
         for rule in rules:
@@ -285,8 +283,19 @@ def _calendar_claims(
                 found[tier_id] = Claim(tier_id, claim_end, "rule", rule.id)
         if wanted <= found.keys():
             break
-        start, end = _previous_period(spec, start, tz, assignment.enrolled_at)
     return list(found.values())
+
+
+def _periods_newest_first(
+    spec: TierTypeSpec, metrics: DailyMetrics, assignment: AssignmentSnapshot, now: datetime, tz: tzinfo
+) -> list[tuple[datetime, datetime]]:
+    """The current period, then every earlier period with activity, newest first (a period without
+    activity qualifies for nothing that the current one would not)."""
+    current = period_of(spec.qualification, now, tz, assignment.enrolled_at)
+    periods = {current}
+    for day in metrics.active_days(None, local_day(now, tz)):
+        periods.add(period_of(spec.qualification, day_start(day, tz), tz, assignment.enrolled_at))
+    return sorted(periods, reverse=True)[:MAX_PERIODS]
 
 
 def _rolling_claims(

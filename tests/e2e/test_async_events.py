@@ -24,8 +24,15 @@ def test_async_events_are_evaluated_by_the_worker(celery_worker_process, api_cli
     client = api_client_for(tenant)
     when = timezone.now() - timedelta(days=1)
     events = [
-        {"event_id": f"e{i}-{j}", "source": "pos", "type": "transaction", "occurred_at": when.isoformat(),
-         "amount": "100.00", "quantities": {"nights": 5, "stays": 1}, "member_id": f"w{i}"}
+        {
+            "event_id": f"e{i}-{j}",
+            "source": "pos",
+            "type": "transaction",
+            "occurred_at": when.isoformat(),
+            "amount": "100.00",
+            "quantities": {"nights": 5, "stays": 1},
+            "member_id": f"w{i}",
+        }
         for i in range(5)
         for j in range(6)
     ]
