@@ -1,4 +1,4 @@
-"""Every mode × qualification × (allowed) validity × demotion_step (DOMAIN §3.1 and §3.4): a member
+"""Every mode x qualification x (allowed) validity x demotion_step (DOMAIN §3.1 and §3.4): a member
 qualifies for gold on 1 March 2026; promotion follows at once (but not in fixed mode), the claim ends
 exactly where its validity says, and demotion happens one second after that end plus grace."""
 
