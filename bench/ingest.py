@@ -22,8 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,30 +38,6 @@ def _free_port() -> int:
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def generate_events(members: list[str], per_member: int, rng: random.Random) -> list[tuple[str, dict]]:
-    """A year of hotel activity: stays of 1-5 nights, 80-400 per night, a few missions."""
-    now = datetime.now(UTC)
-    events = []
-    for member in members:
-        for _ in range(per_member):
-            when = now - timedelta(days=rng.uniform(1, 360), hours=rng.uniform(0, 23))
-            if rng.random() < 0.85:
-                nights = rng.randint(1, 5)
-                body = {
-                    "type": "transaction",
-                    "amount": f"{nights * rng.uniform(80, 400):.2f}",
-                    "currency": "USD",
-                    "quantities": {"nights": nights, "stays": 1},
-                    "channel": rng.choice(["web", "app", "front-desk"]),
-                }
-            else:
-                body = {"type": "mission", "quantities": {}}
-            body.update(event_id=uuid.uuid4().hex, source="bench", occurred_at=when.isoformat())
-            events.append((member, body))
-    rng.shuffle(events)
-    return events
 
 
 def _setup(env: dict[str, str], slug: str, members: int) -> None:
@@ -244,11 +219,18 @@ def main(argv: list[str]) -> None:
     print(f"setup: tenant {slug}, {args.members} members ...", flush=True)
     _setup(env, slug, args.members)
     token = token_for(slug, "privilege:write")
+    import django
+
+    os.environ.update(env)
+    django.setup()
+    from events.demo import generate_events
+
     rng = random.Random(7)
     members = [f"m{i}" for i in range(args.members)]
     per_member = max(1, args.events // args.members)
-    sync_events = generate_events(members, per_member, rng)
-    async_events = generate_events(members, per_member, rng)
+    now = datetime.now(UTC)
+    sync_events = generate_events(members, per_member, rng, now)
+    async_events = generate_events(members, per_member, rng, now)
 
     port = _free_port()
     server = subprocess.Popen(

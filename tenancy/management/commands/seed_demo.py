@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from events.demo import seed_events
 from members.demo import seed_members
 from tenancy.demo import ensure_admin_login, seed_demo_tenant
 from tiers.demo import seed_tiers
@@ -10,16 +11,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--members", type=int, default=300, help="how many demo members (default 300)")
+        parser.add_argument("--events-per-member", type=int, default=8, help="a year of events (default 8 each)")
 
     def handle(self, *args, **options):
         tenant = seed_demo_tenant()
         tiers = seed_tiers(tenant)
         created = seed_members(tenant, tiers, count=options["members"])
+        events = seed_events(tenant, per_member=options["events_per_member"])
         username, password = ensure_admin_login(tenant)
         self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' ready ({tenant.name})."))
         self.stdout.write(
             f"  {sum(len(t) for t in tiers.values())} tiers in {len(tiers)} tier types; "
-            f"{created} members registered now ({tenant.members.count()} in all)."
+            f"{created} members registered now ({tenant.members.count()} in all); {events} events ingested now."
         )
         self.stdout.write("")
         self.stdout.write("  Admin:    http://127.0.0.1:8000/admin/")
