@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from events.models import MemberEvent, MetricDay
 from members.models import Member
 from tenancy.models import Tenant
-from tiers.types import DailyMetrics
+from tiers.types import DailyMetrics, metric_scope
 
 QUANTUM = Decimal("0.0001")
 Contributions = dict[tuple[date, str], Decimal]
@@ -28,6 +28,20 @@ def local_date(at: datetime, tenant: Tenant) -> date:
 
 
 def contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None) -> Contributions:
+    """What ``event`` adds to which (day, metric): :func:`base_contributions`, and the same again under
+    the scoped names of its product and partner (``spend@partner:bank-co``…), which tier types limited
+    to a product or partner read (DOMAIN §1)."""
+    base = base_contributions(event, tenant, original=original)
+    source = original if event.type == "refund" and original is not None else event
+    scopes = {metric_scope(p, q) for p in {"", source.product} for q in {"", source.partner}} - {""}
+    out = dict(base)
+    for suffix in scopes:
+        for (day, metric), value in base.items():
+            out[(day, metric + suffix)] = value
+    return out
+
+
+def base_contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None) -> Contributions:
     """What ``event`` adds to which (day, metric).
 
     - every event: ``events:<type>`` +1 on its own day;

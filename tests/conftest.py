@@ -165,3 +165,12 @@ def eager_tasks():
     app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = True, True
     yield app
     app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = saved
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config_cache():
+    """Rolled-back tests reuse primary keys, so a snapshot cached by (tenant id, config_version) in one
+    test could be served in the next: start every test with an empty cache."""
+    from tiers import selectors
+
+    selectors._SPEC_CACHE.clear()

@@ -139,8 +139,8 @@ class _Scope:
     """What one qualification check may see: metrics from ``start`` (None = ever) to ``day`` inclusive,
     never before ``void`` (the day a demotion rule voided earlier claims)."""
 
-    def __init__(self, metrics: DailyMetrics, member: MemberSnapshot, tz: tzinfo, void: date | None):
-        self.metrics, self.member, self.tz, self.void = metrics, member, tz, void
+    def __init__(self, metrics: DailyMetrics, member: MemberSnapshot, tz: tzinfo, void: date | None, scope: str = ""):
+        self.metrics, self.member, self.tz, self.void, self.scope = metrics, member, tz, void, scope
 
     def value(self, criterion: CriterionSpec, start: date | None, day: date, floor: date | None = None) -> Any:
         """The criterion's metric over ``start``..``day`` (or its own ``window_days`` ending on ``day``),
@@ -157,7 +157,7 @@ class _Scope:
             start = day - timedelta(days=criterion.window_days - 1)
         if floor is not None and (start is None or start < floor):
             start = floor
-        return self.metrics.total(metric, start, day)
+        return self.metrics.total(metric + self.scope, start, day)
 
     def matches(self, rule: RuleSpec, start: date | None, day: date) -> bool:
         """Whether ``rule`` holds over ``start``..``day``, counting only activity that occurred while the
@@ -200,7 +200,7 @@ def earned_claims(
     if not rules:
         return []
     void = local_day(assignment.claims_void_before, tz) if assignment.claims_void_before else None
-    scope = _Scope(metrics, member, tz, void)
+    scope = _Scope(metrics, member, tz, void, spec.scope)
     if spec.qualification == "rolling":
         return _rolling_claims(spec, rules, scope, metrics, now, tz)
     if spec.qualification == "lifetime":
@@ -488,7 +488,7 @@ def _demotion_rule(
     if last is not None and (member.last_event_at is None or member.last_event_at <= last):
         return None  # it already fired and nothing happened since
     void = local_day(assignment.claims_void_before, tz) if assignment.claims_void_before else None
-    scope = _Scope(metrics, member, tz, void)
+    scope = _Scope(metrics, member, tz, void, spec.scope)
     today = local_day(now, tz)
     if spec.qualification == "rolling":
         start: date | None = today - timedelta(days=(spec.window_days or 1) - 1)
@@ -553,7 +553,7 @@ def progress(
         return None
     nxt = upper[0]
     void = local_day(assignment.claims_void_before, tz) if assignment.claims_void_before else None
-    scope = _Scope(metrics, member, tz, void)
+    scope = _Scope(metrics, member, tz, void, spec.scope)
     today = local_day(now, tz)
     if spec.qualification == "rolling":
         start: date | None = today - timedelta(days=(spec.window_days or 1) - 1)

@@ -83,6 +83,8 @@ def tier_type_specs(*, tenant: Tenant) -> tuple[TierTypeSpec, ...]:
             validity_days=t.validity_days,
             grace_days=t.grace_days,
             demotion_step=t.demotion_step,
+            product=t.product,
+            partner=t.partner,
         )
         for t in types
         if tiers_by_type[t.pk]

@@ -12,6 +12,11 @@ from typing import Any
 ZERO = Decimal(0)
 
 
+def metric_scope(product: str, partner: str) -> str:
+    """'' for all activity; '@product:<p>', '@partner:<q>' or both for a scoped tier type."""
+    return (f"@product:{product}" if product else "") + (f"@partner:{partner}" if partner else "")
+
+
 @dataclass(frozen=True)
 class TierSpec:
     id: int
@@ -73,6 +78,14 @@ class TierTypeSpec:
     validity_days: int | None = None
     grace_days: int = 0
     demotion_step: str = "to_qualified"  # to_qualified | one_tier
+    product: str = ""
+    partner: str = ""
+
+    @property
+    def scope(self) -> str:
+        """The suffix of the metric names this tier type reads (``events.metrics.scoped``): activity
+        of its product and/or partner only, or all activity when both are blank."""
+        return metric_scope(self.product, self.partner)
 
     def by_rank(self) -> tuple[TierSpec, ...]:
         return tuple(sorted(self.tiers, key=lambda t: t.rank))

@@ -293,3 +293,29 @@ def test_get_event_returns_the_stored_result(api, ann):
         "250.00",
     )
     assert body["result"] == posted
+
+
+def test_a_partner_tier_type_counts_only_that_partners_activity(api, ann, tenant):
+    """DOMAIN §1: ``partner`` (and ``product``) restrict where a config row applies."""
+    from tests.factories import PromotionRuleFactory, TierFactory, TierTypeFactory
+
+    card = TierTypeFactory(tenant=tenant, code="card", partner="bank-co")
+    classic = TierFactory(tier_type=card, code="classic", rank=1, is_default=True)
+    premier = TierFactory(tier_type=card, code="premier", rank=2)
+    PromotionRuleFactory(
+        tier_type=card,
+        target_tier=premier,
+        code="premier-by-spend",
+        criteria=[{"metric": "spend", "operator": "gte", "value": 500, "window_days": None}],
+    )
+    tenant.bump_config_version()  # factories bypass the services, which bump it
+    api.post("/api/v1/member/ann/tier")  # enrol in the new tier type
+    assert MemberTierAssignment.objects.get(member=ann, tier_type=card).tier == classic
+    api.post(URL, stay("hotel-1") | {"amount": "900.00"}, format="json")
+    assert MemberTierAssignment.objects.get(member=ann, tier_type=card).tier == classic  # not the partner's
+    api.post(URL, stay("card-1") | {"amount": "499.00", "partner": "bank-co"}, format="json")
+    assert MemberTierAssignment.objects.get(member=ann, tier_type=card).tier == classic
+    body = api.post(URL, stay("card-2") | {"amount": "1.00", "partner": "bank-co"}, format="json").json()
+    assert [(c["tier_type"], c["to"]) for c in body["tier_changes"]] == [("card", "premier")]
+    totals = metric_totals(ann)
+    assert (totals["spend"], totals["spend@partner:bank-co"]) == (Decimal("1400"), Decimal("500"))
