@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,18 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+from bench.common import ROOT, bench_keys, gunicorn, manage, percentile
 
 
 def _setup(env: dict[str, str], slug: str, members: int) -> None:
@@ -50,7 +38,7 @@ def _setup(env: dict[str, str], slug: str, members: int) -> None:
         f"for i in range({members}):\n"
         f"    register_member(tenant=t, registration=Registration(external_id=f'm{{i}}'), actor='bench')\n"
     )
-    subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", code], cwd=ROOT, env=env, check=True)
+    manage(env, "shell", "-v", "0", "-c", code)
 
 
 def _sync(port: int, token: str, events: list[tuple[str, dict]], clients: int) -> dict:
@@ -94,7 +82,7 @@ def _sync(port: int, token: str, events: list[tuple[str, dict]], clients: int) -
         "seconds": elapsed,
         "rate": len(latencies) / elapsed,
         "p50": statistics.median(latencies),
-        "p99": _pct(latencies, 0.99),
+        "p99": percentile(latencies, 0.99),
         "errors": len(errors),
     }
 
@@ -105,14 +93,7 @@ def _count_processed(env: dict[str, str], slug: str) -> tuple[int, int]:
         f"q = E.objects.filter(tenant__slug='{slug}', source='bench-async')\n"
         "print(q.filter(status='processed').count(), q.exclude(status__in=['processed','received']).count())"
     )
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
+    out = manage(env, "shell", "-v", "0", "-c", code, capture=True).split()
     return int(out[0]), int(out[1])
 
 
@@ -211,8 +192,6 @@ def main(argv: list[str]) -> None:
     if not database_url.startswith("postgres") or not os.environ.get("REDIS_URL"):
         sys.exit("bench ingest needs DATABASE_URL (PostgreSQL) and REDIS_URL")
 
-    from bench.http_baseline import bench_keys
-
     env, token_for = bench_keys()
     env.update(CELERY_TASK_ALWAYS_EAGER="0")
     slug = f"bench-{int(time.time())}"
@@ -232,33 +211,7 @@ def main(argv: list[str]) -> None:
     sync_events = generate_events(members, per_member, rng, now)
     async_events = generate_events(members, per_member, rng, now)
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.web_workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        for _ in range(100):
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/api/v1/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
+    with gunicorn(env, args.web_workers) as port:
         print(
             f"machine: {os.cpu_count()} cores; gunicorn workers {args.web_workers}; "
             f"{len(sync_events)} + {len(async_events)} events over {args.members} members",
@@ -277,7 +230,4 @@ def main(argv: list[str]) -> None:
             f"all done in {a['seconds']:.1f} s)",
             flush=True,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"(c) pgbench -N -c 8 -j 2 -T 15: {_pgbench(database_url)}", flush=True)

@@ -7,11 +7,11 @@ from django.utils.html import format_html
 
 from events.models import MemberEvent, OutboxMessage
 from events.services import replay_event
-from tenancy.admin import TenantScopedAdmin
+from tenancy.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(TenantScopedAdmin):
+class OutboxMessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Outbox messages as written; delivery state is managed by the relay, not edited by hand."""
 
     list_display = ["created_at", "tenant", "type", "member_id", "sequence", "status", "attempts", "next_attempt_at"]
@@ -25,18 +25,9 @@ class OutboxMessageAdmin(TenantScopedAdmin):
     def pretty_envelope(self, obj: OutboxMessage) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.envelope(), indent=2, default=str))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(MemberEvent)
-class MemberEventAdmin(TenantScopedAdmin):
+class MemberEventAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Member events as received; failed and dead ones can be replayed (through the service)."""
 
     list_display = [
@@ -87,15 +78,6 @@ class MemberEventAdmin(TenantScopedAdmin):
             replay_event(tenant=event.tenant, event=event, actor=request.user)
             count += 1
         self.message_user(request, f"{count} event(s) queued for evaluation; others were not failed or dead.")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # "replay" needs only view permission (it goes through the service and is audited).

@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from config.errors import DomainError
 from members.models import Member
 from members.services import PROFILE_FIELDS, Registration, update_member_profile
-from tenancy.admin import TenantScopedHistoryAdmin, TenantScopedMixin
+from tenancy.admin import ReadOnlyAdminMixin, TenantScopedHistoryAdmin, TenantScopedMixin
 from tenancy.service_admin import add_errors, error_messages
 from tiers.forms import ChangeMemberTierForm
 from tiers.models import MemberTierAssignment, MemberTierChange
@@ -62,18 +62,9 @@ class MemberForm(forms.ModelForm):
         return data
 
 
-class _ReadOnlyInline(TenantScopedMixin, admin.TabularInline):
+class _ReadOnlyInline(ReadOnlyAdminMixin, TenantScopedMixin, admin.TabularInline):
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class CurrentTierInline(_ReadOnlyInline):

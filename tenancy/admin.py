@@ -58,6 +58,19 @@ class TenantScopedMixin:
         return initial
 
 
+class ReadOnlyAdminMixin:
+    """Rows written only by services (audit, outbox, events, histories): visible, never edited here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
     """Base for admins of tenant-owned models that are not history-tracked."""
 

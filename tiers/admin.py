@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from tenancy.admin import TenantScopedAdmin, TenantScopedMixin
+from tenancy.admin import ReadOnlyAdminMixin, TenantScopedAdmin, TenantScopedMixin
 from tenancy.service_admin import (
     REFUSALS,
     ServiceAdmin,
@@ -231,7 +231,7 @@ class PromotionRuleAdmin(ServiceAdmin):
 
 # --- members' tier changes (read-only history) ----------------------------------------------------
 @admin.register(MemberTierChange)
-class MemberTierChangeAdmin(TenantScopedAdmin):
+class MemberTierChangeAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Every tier change of every member, as written by the services; never edited."""
 
     list_display = ["at", "member", "tier_type", "from_tier", "to_tier", "source", "reason", "rule", "actor"]
@@ -240,28 +240,10 @@ class MemberTierChangeAdmin(TenantScopedAdmin):
     list_select_related = ["member", "tier_type", "from_tier__tier_type", "to_tier__tier_type", "rule"]
     date_hierarchy = "at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(TierReview)
-class TierReviewAdmin(TenantScopedAdmin):
+class TierReviewAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Runs of the periodic review, one per tenant and local day (``manage.py review_tiers``)."""
 
     list_display = ["run_date", "tenant", "members_reviewed", "changes", "started_at", "finished_at"]
     date_hierarchy = "run_date"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

@@ -474,6 +474,26 @@ def evaluate(
     return decide(current, "none", "")
 
 
+def _current_window(
+    spec: TierTypeSpec,
+    member: MemberSnapshot,
+    assignment: AssignmentSnapshot,
+    metrics: DailyMetrics,
+    now: datetime,
+    tz: tzinfo,
+) -> tuple[_Scope, date | None, date]:
+    """What the tier type's qualification window sees now: (scope, first day or None, today)."""
+    void = local_day(assignment.claims_void_before, tz) if assignment.claims_void_before else None
+    today = local_day(now, tz)
+    if spec.qualification == "rolling":
+        start: date | None = today - timedelta(days=(spec.window_days or 1) - 1)
+    elif spec.qualification == "lifetime":
+        start = None
+    else:
+        start = local_day(period_of(spec.qualification, now, tz, assignment.enrolled_at)[0], tz)
+    return _Scope(metrics, member, tz, void, spec.scope), start, today
+
+
 def _demotion_rule(
     spec: TierTypeSpec,
     member: MemberSnapshot,
@@ -487,15 +507,7 @@ def _demotion_rule(
     last = assignment.last_rule_demotion_at
     if last is not None and (member.last_event_at is None or member.last_event_at <= last):
         return None  # it already fired and nothing happened since
-    void = local_day(assignment.claims_void_before, tz) if assignment.claims_void_before else None
-    scope = _Scope(metrics, member, tz, void, spec.scope)
-    today = local_day(now, tz)
-    if spec.qualification == "rolling":
-        start: date | None = today - timedelta(days=(spec.window_days or 1) - 1)
-    elif spec.qualification == "lifetime":
-        start = None
-    else:
-        start = local_day(period_of(spec.qualification, now, tz, assignment.enrolled_at)[0], tz)
+    scope, start, today = _current_window(spec, member, assignment, metrics, now, tz)
     for rule in _ordered(spec.rules, "demotion"):
         if not rule.effective(now):
             continue
@@ -552,15 +564,7 @@ def progress(
     if not upper:
         return None
     nxt = upper[0]
-    void = local_day(assignment.claims_void_before, tz) if assignment.claims_void_before else None
-    scope = _Scope(metrics, member, tz, void, spec.scope)
-    today = local_day(now, tz)
-    if spec.qualification == "rolling":
-        start: date | None = today - timedelta(days=(spec.window_days or 1) - 1)
-    elif spec.qualification == "lifetime":
-        start = None
-    else:
-        start = local_day(period_of(spec.qualification, now, tz, assignment.enrolled_at)[0], tz)
+    scope, start, today = _current_window(spec, member, assignment, metrics, now, tz)
     criteria = []
     qualifies = False
     for rule in rules:
@@ -568,7 +572,7 @@ def progress(
             continue
         qualifies = qualifies or scope.matches(rule, start, today)
         for criterion in rule.criteria:
-            value = scope.value(criterion, start, today, void)
+            value = scope.value(criterion, start, today, scope.void)
             remaining = None
             if criterion.operator in ("gte", "gt") and (need := _decimal(criterion.value)) is not None:
                 have = _decimal(value) or Decimal(0)
