@@ -49,6 +49,12 @@ def tenant_of(request: Request) -> Any:  # tenancy.models.Tenant (config must no
     return request.auth.tenant
 
 
+def require_well_formed_body(request: Request) -> None:
+    """For operations that take no body: a body that is sent must still parse (malformed JSON is a
+    400, not silently ignored)."""
+    _ = request.data
+
+
 class TenantQuerysetMixin:
     """For generic views: ``get_queryset`` asks ``tenant_queryset(tenant)`` (a selector call) with the
     caller's tenant. ``queryset`` names the model for schema generation, which has no request."""

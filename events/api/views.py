@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import TenantQuerysetMixin, flatten_errors, tenant_of
+from config.api import TenantQuerysetMixin, flatten_errors, require_well_formed_body, tenant_of
 from events.api.serializers import (
     BatchEventInputSerializer,
     EventAcceptedSerializer,
@@ -127,6 +127,7 @@ class MemberTierEvaluateView(APIView):
 
     @extend_schema(request=None, responses=TierEvaluationSerializer)
     def post(self, request: Request, member_id: str) -> Response:
+        require_well_formed_body(request)
         dry_run = request.query_params.get("dry_run", "false").lower() in ("1", "true", "yes")
         tenant = tenant_of(request)
         member = get_member(tenant=tenant, external_id=member_id)

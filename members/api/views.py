@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import SCOPE_ADMIN, SCOPE_WRITE, TenantQuerysetMixin, tenant_of
+from config.api import SCOPE_ADMIN, SCOPE_WRITE, TenantQuerysetMixin, require_well_formed_body, tenant_of
 from config.errors import Invalid
 from events.selectors import tier_progress
 from members.api.serializers import (
@@ -99,6 +99,7 @@ class MemberTierView(APIView):
     @extend_schema(request=None, responses=MemberTierOutputSerializer(many=True))
     def post(self, request: Request, member_id: str) -> Response:
         """Assign the default tier of every active tier type the member holds nothing in."""
+        require_well_formed_body(request)
         tenant = tenant_of(request)
         member = get_member(tenant=tenant, external_id=member_id)
 
