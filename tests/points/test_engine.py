@@ -35,7 +35,10 @@ def mod(mod_id: int, **fields) -> ModifierSpec:
     return ModifierSpec(**{"id": mod_id, "code": f"m{mod_id}", **fields})
 
 
-def points(rules, event=None, modifiers=(), tiers=None, held=frozenset(), policy=Policy(), used=None):
+NO_CAPS = Policy()
+
+
+def points(rules, event=None, modifiers=(), tiers=None, held=frozenset(), policy=NO_CAPS, used=None):
     return calculate(
         rules=rules,
         modifiers=modifiers,
