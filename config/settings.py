@@ -142,6 +142,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "sweep-received-events": {"task": "events.sweep_received", "schedule": 60.0},
     "review-tiers": {"task": "tiers.review", "schedule": crontab(minute=15, hour="*/6")},
+    "purge-idempotency-keys": {"task": "tenancy.purge_idempotency_keys", "schedule": crontab(minute=5)},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -70,3 +70,9 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
     record.response_status, record.response_body = response.status_code, response.data
     record.save(update_fields=["response_status", "response_body"])
     return response
+
+
+def purge_expired_keys() -> int:
+    """Delete stored responses past their retention; returns how many."""
+    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted

@@ -269,3 +269,16 @@ def test_erased_member_cannot_change_tier(api, ann):
     assert_problem(
         api.put(URL, {"tier_type": "hotel", "tier": "gold", "reason": "r"}, format="json"), 409, "member_erased"
     )
+
+
+def test_expired_idempotency_keys_are_purged_and_the_key_can_be_reused(api, ann):
+    from tenancy.models import IdempotencyKey
+    from tenancy.tasks import purge_idempotency_keys
+
+    body = {"tier_type": "hotel", "tier": "gold", "reason": "VIP"}
+    assert api.put(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-9").status_code == 200
+    assert purge_idempotency_keys() == 0
+    IdempotencyKey.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert purge_idempotency_keys() == 1
+    again = api.put(URL, {**body, "tier": "silver"}, format="json", HTTP_IDEMPOTENCY_KEY="k-9")
+    assert (again.status_code, "Idempotent-Replayed" in again) == (200, False)
