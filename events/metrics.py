@@ -27,11 +27,13 @@ def local_date(at: datetime, tenant: Tenant) -> date:
     return at.astimezone(ZoneInfo(tenant.timezone)).date()
 
 
-def contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None) -> Contributions:
+def contributions(
+    event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None, points: int = 0
+) -> Contributions:
     """What ``event`` adds to which (day, metric): :func:`base_contributions`, and the same again under
     the scoped names of its product and partner (``spend@partner:bank-co``…), which tier types limited
     to a product or partner read (DOMAIN §1)."""
-    base = base_contributions(event, tenant, original=original)
+    base = base_contributions(event, tenant, original=original, points=points)
     source = original if event.type == "refund" and original is not None else event
     scopes = {metric_scope(p, q) for p in {"", source.product} for q in {"", source.partner}} - {""}
     out = dict(base)
@@ -41,7 +43,9 @@ def contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEvent |
     return out
 
 
-def base_contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None) -> Contributions:
+def base_contributions(
+    event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None, points: int = 0
+) -> Contributions:
     """What ``event`` adds to which (day, metric).
 
     - every event: ``events:<type>`` +1 on its own day;
@@ -49,7 +53,9 @@ def base_contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEv
       ``quantity:<name>`` (its quantities) on its own day;
     - a refund of a qualifying ``original`` (whose ``refunded_amount`` already includes this refund):
       minus the refunded amount and the quantities pro rata on the original's day, and
-      ``transactions`` -1 once the original is refunded in full.
+      ``transactions`` -1 once the original is refunded in full;
+    - ``points``: what the event earned (or, for a refund, the negative of what it reversed), on the day
+      the points belong to, when that event qualifies.
     """
     out: Contributions = defaultdict(Decimal)
     day = local_date(event.occurred_at, tenant)
@@ -68,6 +74,7 @@ def base_contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEv
                 )
             if original.type == "transaction" and original.refunded_amount >= original.amount:
                 out[(o_day, "transactions")] -= 1
+            out[(o_day, "points")] += points
         return dict(out)
     if not event.qualifying:
         return dict(out)
@@ -77,6 +84,7 @@ def base_contributions(event: MemberEvent, tenant: Tenant, *, original: MemberEv
         out[(day, "transactions")] += 1
     for name, qty in event.quantities.items():
         out[(day, f"quantity:{name}")] += Decimal(str(qty))
+    out[(day, "points")] += points
     return dict(out)
 
 
@@ -115,9 +123,15 @@ def daily_metrics(*, member: Member, since: date | None = None) -> DailyMetrics:
 
 def _counted_contributions(tenant: Tenant, events: Iterable[MemberEvent]) -> Contributions:
     """Replay counted events in processing order (refunds need the original's refunded total then)."""
+    from django.db.models import Sum
+
+    from points.models import PointTransaction
+
     total: Contributions = defaultdict(Decimal)
     refunded: dict[int, Decimal] = defaultdict(Decimal)
     originals = {}
+    events = list(events)
+    points = dict(PointTransaction.objects.filter(event__in=events).values_list("event").annotate(n=Sum("points")))
     for event in events:
         originals[event.pk] = event
         original = None
@@ -125,7 +139,7 @@ def _counted_contributions(tenant: Tenant, events: Iterable[MemberEvent]) -> Con
             original = originals.get(event.refund_of_id) or MemberEvent.objects.get(pk=event.refund_of_id)
             refunded[original.pk] += event.amount or Decimal(0)
             original = _with_refunded(original, refunded[original.pk])
-        for key, value in contributions(event, tenant, original=original).items():
+        for key, value in contributions(event, tenant, original=original, points=points.get(event.pk, 0)).items():
             total[key] += value
     return total
 

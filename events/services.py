@@ -26,6 +26,8 @@ from events.models import MemberEvent
 from members.locks import lock_member
 from members.models import Member
 from members.selectors import MemberNotFound
+from points.selectors import point_specs
+from points.services import award_event_points, reverse_refunded_points
 from tenancy.models import Tenant
 from tiers.engine import metrics_since
 from tiers.models import MemberTierAssignment
@@ -249,19 +251,30 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
     """
     now = timezone.now()
     tier_changes: list[dict[str, Any]] = []
+    points: dict[int, tuple[int, list[dict[str, Any]]]] = {}
     note = ""
     if member.status != Member.Status.ACTIVE:
         note = f"member {member.status}: stored, earns nothing, moves no tier"
     else:
         totals: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+        assignments = list(MemberTierAssignment.objects.filter(member=member).select_related("tier"))
+        earns_points = bool(point_specs(tenant=tenant)[0])
         for event in events:
+            if event.pk is None and (earns_points or event.refund_of_id is not None):
+                event.save(force_insert=True)  # point transactions reference it
             original = None
             if event.refund_of_id is not None:
                 MemberEvent.objects.filter(pk=event.refund_of_id).update(
                     refunded_amount=F("refunded_amount") + (event.amount or Decimal(0))
                 )
                 original = MemberEvent.objects.get(pk=event.refund_of_id)
-            for key, value in contributions(event, tenant, original=original).items():
+                earned = reverse_refunded_points(tenant=tenant, member=member, refund=event, original=original)
+            elif earns_points:
+                earned = award_event_points(tenant=tenant, member=member, event=event, assignments=assignments)
+            else:
+                earned = (0, [])
+            points[id(event)] = earned
+            for key, value in contributions(event, tenant, original=original, points=earned[0]).items():
                 totals[key] += value
             event.counted = True
         add_contributions(tenant=tenant, member=member, values=totals)
@@ -269,7 +282,6 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
         if member.last_event_at is None or latest > member.last_event_at:
             Member.objects.filter(pk=member.pk).update(last_event_at=latest)
             member.last_event_at = latest
-        assignments = list(MemberTierAssignment.objects.filter(member=member).select_related("tier"))
         since = metrics_window_start(tenant=tenant, assignments=assignments, now=now)
         tier_changes = evaluate_member_tiers(
             tenant=tenant,
@@ -284,7 +296,9 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
         event.status = MemberEvent.Status.PROCESSED
         event.processed_at = now
         event.last_error = ""
-        event.result = _result(event, tier_changes=tier_changes if event is events[-1] else [], note=note)
+        event.result = _result(
+            event, tier_changes=tier_changes if event is events[-1] else [], note=note, points=points.get(id(event))
+        )
 
 
 def process_member_events(*, member_id: int, limit: int = 500) -> int:
@@ -314,14 +328,20 @@ def metrics_window_start(*, tenant: Tenant, assignments: list[MemberTierAssignme
     return min(s for s in starts if s is not None)
 
 
-def _result(event: MemberEvent, *, tier_changes: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
+def _result(
+    event: MemberEvent,
+    *,
+    tier_changes: list[dict[str, Any]],
+    note: str = "",
+    points: tuple[int, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
     """The event's result as API.md shapes it, less its ``id`` (known only once the event is saved; see
     ``MemberEvent.result_body``). Points and benefits arrive with their issues."""
     body: dict[str, Any] = {
         "event_id": event.event_id,
         "source": event.source,
         "status": event.status,
-        "points": {"total": 0, "transactions": []},
+        "points": {"total": points[0] if points else 0, "transactions": points[1] if points else []},
         "tier_changes": tier_changes,
         "benefits": {"granted": [], "revoked": []},
     }

@@ -70,9 +70,10 @@ def register_member(*, tenant: Tenant, registration: Registration, actor: Any) -
     """Register a member, idempotently on ``external_id``: returns ``(member, created)``.
 
     A repeat with the same details returns the existing member (``created=False``); different details
-    are a 409 ``member_conflict``. A new member gets the default tier of every active tier type, an
-    audit entry and a ``member.created`` message, all in one transaction. Two concurrent registrations
-    of one ``external_id`` create one member: the loser of the unique-constraint race re-reads it.
+    are a 409 ``member_conflict``. A new member gets the default tier of every active tier type, the
+    tenant's welcome points, an audit entry and a ``member.created`` message, all in one transaction.
+    Two concurrent registrations of one ``external_id`` create one member: the loser of the
+    unique-constraint race re-reads it.
     """
     registration = registration.normalized()
     registration.validate()
@@ -89,6 +90,7 @@ def register_member(*, tenant: Tenant, registration: Registration, actor: Any) -
 
 @transaction.atomic
 def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) -> Member:
+    from points.services import grant_welcome_points
     from tiers.services import assign_default_tiers_locked
 
     member = Member(
@@ -117,6 +119,7 @@ def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) ->
         data={"external_id": member.external_id, "status": member.status, "registered_at": member.registered_at},
     )
     assign_default_tiers_locked(tenant=tenant, member=member, actor=actor, now=member.registered_at)
+    grant_welcome_points(tenant=tenant, member=member, actor=actor)
     return member
 
 

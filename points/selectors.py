@@ -1,11 +1,24 @@
 """Reads of the points context: the tenant's conversion rules, modifiers and policy, and the engine
 snapshots built from them (cached per ``config_version``)."""
 
-from django.db.models import QuerySet
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from points.models import ConfigStatus, PointConversionRule, PointModifier, PointPolicy
-from points.types import ConversionRuleSpec, ModifierSpec, Policy
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from members.models import Member
+from points.models import (
+    ConfigStatus,
+    PointBucket,
+    PointConversionRule,
+    PointModifier,
+    PointPolicy,
+    PointTransaction,
+)
+from points.types import Award, ConversionRuleSpec, ModifierSpec, PointEvent, Policy
 from tenancy.models import Tenant
+from tiers.models import MemberTierAssignment
 
 _CACHE: dict[tuple[int, int], tuple[tuple[ConversionRuleSpec, ...], tuple[ModifierSpec, ...], Policy]] = {}
 
@@ -87,3 +100,51 @@ def point_specs(*, tenant: Tenant) -> tuple[tuple[ConversionRuleSpec, ...], tupl
         _CACHE.clear()
     _CACHE[key] = (rules, mods, policy)
     return _CACHE[key]
+
+
+def member_points(*, member: Member) -> QuerySet[PointTransaction]:
+    return PointTransaction.objects.filter(member=member).select_related("rule", "event")
+
+
+def member_point_totals(*, tenant: Tenant, member: Member) -> dict[str, Any]:
+    """The member's balance and what the current day, ISO week and month buckets (tenant time) hold."""
+    from points.services import bucket_keys
+
+    keys = bucket_keys(timezone.now(), ZoneInfo(tenant.timezone))
+    buckets = dict(
+        PointBucket.objects.filter(member=member, key__in=[f"global:{p}:{k}" for p, k in keys.items()]).values_list(
+            "key", "total"
+        )
+    )
+    total = member_points(member=member).aggregate(total=Sum("points"))["total"] or 0
+    return {"total": total, "window_totals": {p: buckets.get(f"global:{p}:{k}", 0) for p, k in keys.items()}}
+
+
+def quote_event_points(
+    *, tenant: Tenant, member: Member, event: PointEvent, assignments: list[MemberTierAssignment]
+) -> tuple[Award, ...]:
+    """What an event would earn now, at the member's current tiers and with the cap buckets and pools
+    as they stand, without recording anything (``POST /member/{id}/points/calculate``)."""
+    from points.engine import calculate
+    from points.services import bucket_keys, bucket_names
+
+    rules, mods, policy = point_specs(tenant=tenant)
+    tz = ZoneInfo(tenant.timezone)
+    keys = bucket_keys(event.occurred_at, tz)
+    names = bucket_names(None, keys)
+    for rule in rules:
+        names.update(bucket_names(rule.id, keys))
+    stored = dict(PointBucket.objects.filter(member=member, key__in=names.values()).values_list("key", "total"))
+    used = {name: stored[key] for name, key in names.items() if key in stored}
+    for pk, pool_used in PointModifier.objects.filter(pk__in=[m.id for m in mods]).values_list("pk", "pool_used"):
+        used[f"pool:{pk}"] = pool_used
+    return calculate(
+        rules=rules,
+        modifiers=mods,
+        event=event,
+        tier_multipliers={a.tier_type_id: a.tier.point_multiplier for a in assignments},
+        held_tier_ids=frozenset(a.tier_id for a in assignments),
+        policy=policy,
+        used=used,
+        tz=tz,
+    )

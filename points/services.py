@@ -1,19 +1,31 @@
 """Writes of the points context: configuration of conversion rules, modifiers and the tenant's point
 policy (validated, audited, bumping ``config_version`` through ``tenancy.services``).
 
-Awarding points in the event pipeline, refunds and recalculation come with the rest of issue 5.
+And the ledger: points awarded by events (at the tiers held before the event), reversed by refunds,
+granted at registration. Retroactive recalculation and rollback come later in issue 5.
 """
 
 from collections.abc import Iterable
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Sum
 
 from config.errors import Invalid
-from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
+from config.tracing import current_request_id
+from events.models import MemberEvent
+from events.outbox import emit
+from members.models import Member
+from points.engine import calculate
+from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
+from points.selectors import point_specs
+from points.types import PointEvent
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
-from tiers.models import Tier
+from tiers.models import MemberTierAssignment, Tier
 
 
 def _plural(n: int, word: str) -> str:
@@ -90,3 +102,225 @@ def save_point_policy(*, tenant: Tenant, changes: dict[str, Any], actor: Any) ->
     )
     tenant.bump_config_version()
     return policy
+
+
+# --- the ledger -----------------------------------------------------------------------------------
+def bucket_keys(at: datetime, tz: ZoneInfo) -> dict[str, str]:
+    """The cap buckets of an instant, in tenant time: day, ISO week, month."""
+    local = at.astimezone(tz).date()
+    year, week, _ = local.isocalendar()
+    return {"day": local.isoformat(), "week": f"{year}-W{week:02d}", "month": f"{local.year}-{local.month:02d}"}
+
+
+def _add_to_buckets(*, tenant: Tenant, member: Member, values: dict[str, int]) -> None:
+    """Atomic multi-row upsert of bucket totals (the caller holds the member's lock)."""
+    rows = [(key, value) for key, value in values.items() if value]
+    if not rows:
+        return
+    table = PointBucket._meta.db_table
+    params: list[int | str] = []
+    for key, value in rows:
+        params += [tenant.pk, member.pk, key, value]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (tenant_id, member_id, key, total) VALUES "  # noqa: S608
+            + ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+            + f" ON CONFLICT (member_id, key) DO UPDATE SET total = {table}.total + EXCLUDED.total",
+            params,
+        )
+
+
+def bucket_names(rule_id: int | None, keys: dict[str, str]) -> dict[str, str]:
+    """Engine allowance name → stored bucket key, for one rule (or the global buckets with None)."""
+    owner = f"rule:{rule_id}" if rule_id is not None else "global"
+    return {f"{owner}:{period}": f"{owner}:{period}:{key}" for period, key in keys.items()}
+
+
+def _transaction_view(tx: PointTransaction, rule_code: str | None) -> dict[str, Any]:
+    return {
+        "id": tx.pk,
+        "kind": tx.kind,
+        "rule": rule_code,
+        "base": _plain(tx.base),
+        "multipliers": {"tier": str(tx.tier_multiplier)},
+        "modifiers": tx.modifiers,
+        "uncapped": tx.uncapped,
+        "points": tx.points,
+        "capped_by": tx.capped_by or None,
+    }
+
+
+def _plain(value: Decimal | int) -> int | str:
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
+
+
+def award_event_points(
+    *, tenant: Tenant, member: Member, event: MemberEvent, assignments: list[MemberTierAssignment]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Award an event's points (DOMAIN §4) at the tiers the member holds before the event: the engine's
+    awards become ``earn`` transactions, cap buckets and campaign pools grow by what was given, and a
+    ``points.applied`` message is written. Returns (total, transactions as the event result shows them).
+    The caller holds the member's lock and has saved the event."""
+    rules, mods, policy = point_specs(tenant=tenant)
+    if not rules:
+        return 0, []
+    tz = ZoneInfo(tenant.timezone)
+    keys = bucket_keys(event.occurred_at, tz)
+    names = bucket_names(None, keys)
+    for rule in rules:
+        names.update(bucket_names(rule.id, keys))
+    stored = dict(PointBucket.objects.filter(member=member, key__in=names.values()).values_list("key", "total"))
+    used: dict[str, int] = {name: stored.get(key, 0) for name, key in names.items() if key in stored}
+    pooled = [m.id for m in mods if m.campaign_total is not None]
+    if pooled:  # pools are shared across members: lock them (in pk order) for this transaction
+        for pk, pool_used in (
+            PointModifier.objects.select_for_update()
+            .filter(pk__in=pooled)
+            .order_by("pk")
+            .values_list("pk", "pool_used")
+        ):
+            used[f"pool:{pk}"] = pool_used
+    awards = calculate(
+        rules=rules,
+        modifiers=mods,
+        event=PointEvent(
+            type=event.type,
+            occurred_at=event.occurred_at,
+            amount=event.amount,
+            quantities={k: Decimal(str(v)) for k, v in event.quantities.items()},
+            product=event.product,
+            partner=event.partner,
+            source=event.source,
+            channel=event.channel,
+            campaign_code=event.campaign_code,
+        ),
+        tier_multipliers={a.tier_type_id: a.tier.point_multiplier for a in assignments},
+        held_tier_ids=frozenset(a.tier_id for a in assignments),
+        policy=policy,
+        used=used,
+        tz=tz,
+    )
+    awards = tuple(a for a in awards if a.uncapped or a.points)
+    if not awards:
+        return 0, []
+    codes = {r.id: r.code for r in rules}
+    transactions = PointTransaction.objects.bulk_create(
+        PointTransaction(
+            tenant=tenant,
+            member=member,
+            event=event,
+            kind=PointTransaction.Kind.EARN,
+            rule_id=a.rule_id,
+            base=a.base,
+            tier_multiplier=a.tier_multiplier,
+            modifiers=[
+                {"code": m.code, "multiplier": str(m.multiplier), "bonus_points": m.bonus_points} for m in a.modifiers
+            ],
+            uncapped=a.uncapped,
+            points=a.points,
+            capped_by=a.capped_by or "",
+            occurred_at=event.occurred_at,
+            correlation_id=current_request_id(),
+        )
+        for a in awards
+    )
+    increments: dict[str, int] = {}
+    for award in awards:
+        for key in (*bucket_names(award.rule_id, keys).values(), *bucket_names(None, keys).values()):
+            increments[key] = increments.get(key, 0) + award.points
+        for modifier_id, taken in award.pool_used.items():
+            if taken:
+                PointModifier.objects.filter(pk=modifier_id).update(pool_used=F("pool_used") + taken)
+    _add_to_buckets(tenant=tenant, member=member, values=increments)
+    total = sum(a.points for a in awards)
+    views = [_transaction_view(tx, codes.get(tx.rule_id or 0)) for tx in transactions]
+    emit(
+        tenant=tenant,
+        type="points.applied",
+        member_id=member.external_id,
+        occurred_at=event.occurred_at,
+        data={"event_id": event.event_id, "source": event.source, "total": total, "transactions": views},
+    )
+    return total, views
+
+
+def reverse_refunded_points(
+    *, tenant: Tenant, member: Member, refund: MemberEvent, original: MemberEvent
+) -> tuple[int, list[dict[str, Any]]]:
+    """A refund reverses the original's points pro rata (DOMAIN §4.5): each earn transaction ``t`` of the
+    original is reversed down to ``floor(t.points × refunded / amount)`` in all, so partial refunds
+    never reverse more than was awarded and a full refund reverses exactly everything. Buckets of the
+    original's period shrink by what is reversed. ``original.refunded_amount`` already includes this
+    refund. Returns (total reversed as a negative number, transactions)."""
+    if not original.amount:
+        return 0, []
+    earned = list(PointTransaction.objects.filter(event=original, kind=PointTransaction.Kind.EARN))
+    if not earned:
+        return 0, []
+    reversed_so_far = dict(
+        PointTransaction.objects.filter(reversal_of__in=earned).values_list("reversal_of").annotate(n=Sum("points"))
+    )
+    share = min(Decimal(1), original.refunded_amount / original.amount)
+    tz = ZoneInfo(tenant.timezone)
+    keys = bucket_keys(original.occurred_at, tz)
+    reversals: list[PointTransaction] = []
+    decrements: dict[str, int] = {}
+    for tx in earned:
+        target = int((Decimal(tx.points) * share).to_integral_value(ROUND_FLOOR))
+        amount = target + reversed_so_far.get(tx.pk, 0)  # reversals are negative
+        if amount <= 0:
+            continue
+        reversals.append(
+            PointTransaction(
+                tenant=tenant,
+                member=member,
+                event=refund,
+                kind=PointTransaction.Kind.REVERSAL,
+                rule_id=tx.rule_id,
+                reversal_of=tx,
+                points=-amount,
+                occurred_at=refund.occurred_at,
+                correlation_id=current_request_id(),
+            )
+        )
+        for key in (*bucket_names(tx.rule_id, keys).values(), *bucket_names(None, keys).values()):
+            decrements[key] = decrements.get(key, 0) - amount
+    if not reversals:
+        return 0, []
+    PointTransaction.objects.bulk_create(reversals)
+    _add_to_buckets(tenant=tenant, member=member, values=decrements)
+    total = sum(tx.points for tx in reversals)
+    views = [_transaction_view(tx, None) for tx in reversals]
+    emit(
+        tenant=tenant,
+        type="points.reverted",
+        member_id=member.external_id,
+        occurred_at=refund.occurred_at,
+        data={"event_id": refund.event_id, "refund_of": original.event_id, "total": total, "transactions": views},
+    )
+    return total, views
+
+
+def grant_welcome_points(*, tenant: Tenant, member: Member, actor: Any) -> PointTransaction | None:
+    """The tenant's welcome points at registration (inside the registration's transaction)."""
+    policy = PointPolicy.objects.filter(tenant=tenant).first()
+    if policy is None or not policy.welcome_points:
+        return None
+    tx = PointTransaction.objects.create(
+        tenant=tenant,
+        member=member,
+        kind=PointTransaction.Kind.WELCOME,
+        points=policy.welcome_points,
+        uncapped=policy.welcome_points,
+        occurred_at=member.registered_at,
+        correlation_id=current_request_id(),
+    )
+    emit(
+        tenant=tenant,
+        type="points.applied",
+        member_id=member.external_id,
+        occurred_at=member.registered_at,
+        data={"kind": "welcome", "total": tx.points, "transactions": [_transaction_view(tx, None)]},
+    )
+    return tx

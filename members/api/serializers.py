@@ -95,3 +95,48 @@ class MemberTierChangeInputSerializer(serializers.Serializer):
 class MemberTierRemoveInputSerializer(serializers.Serializer):
     tier_type = serializers.SlugField(max_length=64)
     reason = serializers.CharField(max_length=2000)
+
+
+class PointTransactionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    rule = serializers.CharField(source="rule.code", allow_null=True, default=None)
+    event_id = serializers.CharField(source="event.event_id", allow_null=True, default=None)
+    base = serializers.DecimalField(max_digits=18, decimal_places=4)
+    tier_multiplier = serializers.DecimalField(max_digits=6, decimal_places=2)
+    modifiers = serializers.JSONField()
+    uncapped = serializers.IntegerField()
+    points = serializers.IntegerField()
+    capped_by = serializers.CharField()
+    reversal_of = serializers.IntegerField(source="reversal_of_id", allow_null=True)
+    occurred_at = serializers.DateTimeField()
+    sync_status = serializers.CharField()
+
+
+class MemberPointsOutputSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    window_totals = serializers.DictField(child=serializers.IntegerField())
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    transactions = PointTransactionOutputSerializer(many=True)
+
+
+class PointQuoteAwardSerializer(serializers.Serializer):
+    rule = serializers.CharField(source="rule_code")
+    base = serializers.DecimalField(max_digits=18, decimal_places=4)
+    tier_multiplier = serializers.DecimalField(max_digits=6, decimal_places=2)
+    modifiers = serializers.SerializerMethodField()
+    uncapped = serializers.IntegerField()
+    points = serializers.IntegerField()
+    capped_by = serializers.CharField(allow_null=True)
+
+    def get_modifiers(self, award) -> list[dict]:  # type: ignore[no-untyped-def]
+        return [
+            {"code": m.code, "multiplier": str(m.multiplier), "bonus_points": m.bonus_points} for m in award.modifiers
+        ]
+
+
+class PointQuoteSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    transactions = PointQuoteAwardSerializer(many=True)

@@ -1,5 +1,7 @@
 """Member registration and profile, and the member's tiers (seed 14.2)."""
 
+from decimal import Decimal
+
 import django_filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -7,19 +9,33 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import SCOPE_ADMIN, SCOPE_WRITE, TenantQuerysetMixin, require_well_formed_body, tenant_of
+from config.api import (
+    SCOPE_ADMIN,
+    SCOPE_WRITE,
+    PageNumberPagination,
+    TenantQuerysetMixin,
+    require_well_formed_body,
+    tenant_of,
+)
 from config.errors import Invalid
+from events.api.serializers import EventInputSerializer
 from events.selectors import tier_progress
 from members.api.serializers import (
     MemberOutputSerializer,
+    MemberPointsOutputSerializer,
     MemberRegisterInputSerializer,
     MemberTierChangeInputSerializer,
     MemberTierOutputSerializer,
     MemberTierRemoveInputSerializer,
+    PointQuoteAwardSerializer,
+    PointQuoteSerializer,
+    PointTransactionOutputSerializer,
 )
 from members.models import Member
 from members.selectors import get_member, member_tiers, members
 from members.services import Registration, register_member
+from points.selectors import member_point_totals, member_points, quote_event_points
+from points.types import PointEvent
 from tenancy.idempotency import idempotent
 from tiers import services as tier_services
 from tiers.selectors import tier_by_codes, tier_type_by_code
@@ -158,3 +174,58 @@ def _resolve_tier(tenant, tier_type_code: str, tier_code: str):
     if tier is None:
         raise Invalid(errors={"tier": [f"Tier type {tier_type_code!r} has no tier {tier_code!r}."]})
     return tier
+
+
+@extend_schema(tags=["points"], parameters=[MEMBER_ID])
+class MemberPointsView(APIView):
+    """The member's point balance, the current day/week/month totals, and their transactions (newest
+    first, paginated with ``?page=&page_size=``)."""
+
+    @extend_schema(responses=MemberPointsOutputSerializer)
+    def get(self, request: Request, member_id: str) -> Response:
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(member_points(member=member), request, view=self)
+        return Response(
+            {
+                **member_point_totals(tenant=tenant, member=member),
+                "count": paginator.page.paginator.count,
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+                "transactions": PointTransactionOutputSerializer(page, many=True).data,
+            }
+        )
+
+
+@extend_schema(tags=["points"], parameters=[MEMBER_ID])
+class MemberPointsCalculateView(APIView):
+    """Quote an event's points now (rules, tier multipliers, modifiers, caps as they stand), recording
+    nothing."""
+
+    @extend_schema(request=EventInputSerializer, responses=PointQuoteSerializer)
+    def post(self, request: Request, member_id: str) -> Response:
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        data = EventInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        awards = quote_event_points(
+            tenant=tenant,
+            member=member,
+            event=PointEvent(
+                type=values["type"],
+                occurred_at=values["occurred_at"],
+                amount=values["amount"],
+                quantities={k: Decimal(str(v)) for k, v in values["quantities"].items()},
+                product=values["product"],
+                partner=values["partner"],
+                source=values["source"],
+                channel=values["channel"],
+                campaign_code=values["campaign_code"],
+            ),
+            assignments=member_tiers(member=member),
+        )
+        return Response(
+            {"total": sum(a.points for a in awards), "transactions": PointQuoteAwardSerializer(awards, many=True).data}
+        )
