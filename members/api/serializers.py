@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -131,7 +132,7 @@ class PointQuoteAwardSerializer(serializers.Serializer):
     points = serializers.IntegerField()
     capped_by = serializers.CharField(allow_null=True)
 
-    def get_modifiers(self, award) -> list[dict]:  # type: ignore[no-untyped-def]
+    def get_modifiers(self, award: Any) -> list[dict]:
         return [
             {"code": m.code, "multiplier": str(m.multiplier), "bonus_points": m.bonus_points} for m in award.modifiers
         ]

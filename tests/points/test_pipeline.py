@@ -48,7 +48,7 @@ def ann(api, program):
 
 @pytest.mark.django_db
 def test_event_earns_points_with_breakdown_message_and_points_metric(api, tenant, program, ann):
-    hotel, tiers = program
+    hotel, _ = program
     _rule(tenant, hotel)
     body = api.post(URL, buy("e1", "250.75"), format="json").json()
     (tx,) = PointTransaction.objects.filter(member=ann)
@@ -67,7 +67,7 @@ def test_event_earns_points_with_breakdown_message_and_points_metric(api, tenant
 
 @pytest.mark.django_db
 def test_points_first_then_tiers(api, tenant, program, ann):
-    hotel, tiers = program
+    hotel, _ = program
     _rule(tenant, hotel)
     promoting = buy("e1", "100.00") | {"quantities": {"nights": 30}}
     first = api.post(URL, promoting, format="json").json()
@@ -212,7 +212,7 @@ def test_member_points_balance_windows_and_transactions(api, tenant, program, an
 
 @pytest.mark.django_db
 def test_calculate_quotes_without_recording(api, tenant, program, ann):
-    hotel, tiers = program
+    hotel, _ = program
     _rule(tenant, hotel, cap_per_event=3000)
     api.put("/api/v1/member/ann/tier", {"tier_type": "hotel", "tier": "gold", "reason": "VIP"}, format="json")
     quote = api.post("/api/v1/member/ann/points/calculate", buy("q1", "250.00"), format="json")
