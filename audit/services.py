@@ -90,9 +90,14 @@ def create_audit_entry(
 
 
 def snapshot(instance: models.Model) -> dict[str, Any]:
-    """The row's concrete field values (foreign keys as ids), for an audit entry's before/after."""
-    return {
+    """The row's concrete field values (foreign keys as ids) and, once saved, its many-to-many ids,
+    for an audit entry's before/after."""
+    values = {
         field.attname: getattr(instance, field.attname)
         for field in instance._meta.concrete_fields
         if field.attname not in ("created_at", "updated_at")
     }
+    if instance.pk is not None:
+        for field in instance._meta.many_to_many:
+            values[field.name] = sorted(getattr(instance, field.name).values_list("pk", flat=True))
+    return values

@@ -65,12 +65,17 @@ def save_modifier(
         errors["tiers"] = ["Tiers of another tenant."]
     if errors:
         raise Invalid(errors=errors)
-    modifier = save_config(tenant=tenant, instance=modifier, actor=actor)
-    if rules is not None:
-        modifier.rules.set(rules)
-    if tiers is not None:
-        modifier.tiers.set(tiers)
-    return modifier
+    if modifier.pk is not None:
+        # pool_used is the awarding code's: lock the row (as awarding does) and keep its current value.
+        modifier.pool_used = PointModifier.objects.select_for_update().get(pk=modifier.pk).pool_used
+
+    def scope(saved: PointModifier) -> None:
+        if rules is not None:
+            saved.rules.set(rules)
+        if tiers is not None:
+            saved.tiers.set(tiers)
+
+    return save_config(tenant=tenant, instance=modifier, actor=actor, related=scope)
 
 
 @transaction.atomic

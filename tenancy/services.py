@@ -1,6 +1,7 @@
 """Writes shared by every configuration model: validated save and protected delete, each audited and
 bumping the tenant's ``config_version`` (so cached engine snapshots go stale at once)."""
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, models, transaction
@@ -24,13 +25,19 @@ class InUse(Conflict):
 
 
 def save_config(
-    *, tenant: Tenant, instance: M, actor: Any, unique_scope: dict[str, Any] | None = None, reason: str = ""
+    *,
+    tenant: Tenant,
+    instance: M,
+    actor: Any,
+    unique_scope: dict[str, Any] | None = None,
+    reason: str = "",
+    related: Callable[[M], None] | None = None,
 ) -> M:
     """Validate and save a configuration row of ``tenant`` inside the caller's transaction.
 
     ``unique_scope`` names the filter within which ``code`` must be unique (default: the tenant); a
-    clash is a 409 ``duplicate_code`` naming the field. Audit entry ``<model>.created|updated`` with the
-    row before and after.
+    clash is a 409 ``duplicate_code`` naming the field. ``related`` saves what hangs off the row (its
+    many-to-many choices) before the audit entry ``<model>.created|updated`` records it before and after.
     """
     model = type(instance)
     creating = instance._state.adding
@@ -51,6 +58,8 @@ def save_config(
             instance.save()
     except IntegrityError as exc:  # a concurrent writer took the code (or rank) first
         raise DuplicateCode("A concurrent change took this code or rank; reload and retry.") from exc
+    if related is not None:
+        related(instance)
     record_audit(
         tenant=tenant,
         actor=actor,

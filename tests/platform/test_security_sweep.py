@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEntry
 from events.models import MemberEvent, OutboxMessage
 from members.models import Member
+from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
 from tiers.models import MemberTierAssignment, PromotionRule, Tier, TierType
@@ -59,6 +60,8 @@ def world(tenant, other_tenant, api_client_for):
             format="json",
         ).json()
         audit = AuditEntry.objects.filter(tenant=owner).first()
+        point_rule = PointConversionRule.objects.create(tenant=owner, code="base", unit_amount=1)
+        modifier = PointModifier.objects.create(tenant=owner, code="double")
         ids[owner.slug] = {
             "tier_type": tier_type.pk,
             "tier": tiers["gold"].pk,
@@ -66,12 +69,18 @@ def world(tenant, other_tenant, api_client_for):
             "member": member_id,
             "event": event["id"],
             "audit": audit.pk,
+            "point_rule": point_rule.pk,
+            "modifier": modifier.pk,
         }
     return ids["globex"]
 
 
 def _fill(path: str, ids: dict) -> str:
-    if path.startswith("/api/v1/tier/type/"):
+    if path.startswith("/api/v1/point-conversion/rule/"):
+        kind = "point_rule"
+    elif path.startswith("/api/v1/point-conversion/modifier/"):
+        kind = "modifier"
+    elif path.startswith("/api/v1/tier/type/"):
         kind = "tier_type"
     elif path.startswith("/api/v1/tier/"):
         kind = "tier"
@@ -97,6 +106,10 @@ def _snapshot() -> tuple[int, ...]:
             TierType,
             Tier,
             PromotionRule,
+            PointConversionRule,
+            PointModifier,
+            PointPolicy,
+            PointTransaction,
         )
     )
 

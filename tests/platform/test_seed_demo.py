@@ -37,6 +37,10 @@ def test_seed_demo_builds_a_program_and_is_idempotent(settings, tmp_path):
     # Every member holds a tier in each active tier type.
     assert MemberTierAssignment.objects.count() == 80
     assert AuditEntry.objects.filter(action="member.registered").count() == 40
+    from points.models import PointTransaction
+
+    assert PointTransaction.objects.filter(kind="welcome").count() == 40
+    assert PointTransaction.objects.filter(kind="earn").count() > 200  # a year of stays earned points
     counts = (TierType.objects.count(), Tier.objects.count(), Member.objects.count(), AuditEntry.objects.count())
     again = _seed(settings, tmp_path)
     assert (

@@ -19,8 +19,15 @@ URL = "/api/v1/member/ann/event"
 
 
 def _rule(tenant, hotel=None, **fields):
-    base = {"tenant": tenant, "code": "base", "base": "per_amount", "unit_amount": Decimal("1.00"),
-            "points_per_unit": 10, "tier_type": hotel, "event_types": ["transaction"]}
+    base = {
+        "tenant": tenant,
+        "code": "base",
+        "base": "per_amount",
+        "unit_amount": Decimal("1.00"),
+        "points_per_unit": 10,
+        "tier_type": hotel,
+        "event_types": ["transaction"],
+    }
     rule = PointConversionRule.objects.create(**{**base, **fields})
     tenant.bump_config_version()
     return rule
@@ -28,8 +35,15 @@ def _rule(tenant, hotel=None, **fields):
 
 def buy(event_id: str, amount: str, when=None, **extra) -> dict:
     when = when or timezone.now() - timedelta(hours=1)
-    return {"event_id": event_id, "source": "pos", "type": "transaction", "occurred_at": when.isoformat(),
-            "amount": amount, "quantities": {"nights": 1}, **extra}
+    return {
+        "event_id": event_id,
+        "source": "pos",
+        "type": "transaction",
+        "occurred_at": when.isoformat(),
+        "amount": amount,
+        "quantities": {"nights": 1},
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -54,8 +68,19 @@ def test_event_earns_points_with_breakdown_message_and_points_metric(api, tenant
     (tx,) = PointTransaction.objects.filter(member=ann)
     assert body["points"] == {
         "total": 2500,
-        "transactions": [{"id": tx.pk, "kind": "earn", "rule": "base", "base": 2500, "multipliers": {"tier": "1.00"},
-                          "modifiers": [], "uncapped": 2500, "points": 2500, "capped_by": None}],
+        "transactions": [
+            {
+                "id": tx.pk,
+                "kind": "earn",
+                "rule": "base",
+                "base": 2500,
+                "multipliers": {"tier": "1.00"},
+                "modifiers": [],
+                "uncapped": 2500,
+                "points": 2500,
+                "capped_by": None,
+            }
+        ],
     }
     assert (tx.kind, tx.points, tx.event.event_id) == ("earn", 2500, "e1")
     message = OutboxMessage.objects.get(type="points.applied")
@@ -83,13 +108,17 @@ def test_daily_cap_in_tenant_time(api, tenant, program, ann):
     results = [
         api.post(URL, buy("a", "60.00", when=late), format="json").json()["points"]["transactions"][0],
         api.post(URL, buy("b", "60.00", when=late + timedelta(minutes=20)), format="json").json()["points"][
-            "transactions"][0],
+            "transactions"
+        ][0],
         # 00:20 the next day in Bangkok (still the same UTC day): a new daily bucket.
         api.post(URL, buy("c", "60.00", when=late + timedelta(minutes=50)), format="json").json()["points"][
-            "transactions"][0],
+            "transactions"
+        ][0],
     ]
     assert [(r["uncapped"], r["points"], r["capped_by"]) for r in results] == [
-        (600, 600, None), (600, 400, "rule:day"), (600, 600, None)
+        (600, 600, None),
+        (600, 400, "rule:day"),
+        (600, 600, None),
     ]
     day = late.date().isoformat()
     rule_id = PointConversionRule.objects.get().pk
@@ -219,10 +248,20 @@ def test_calculate_quotes_without_recording(api, tenant, program, ann):
     assert quote.status_code == 200
     assert quote.json() == {
         "total": 3000,
-        "transactions": [{"rule": "base", "base": "2500.0000", "tier_multiplier": "1.50", "modifiers": [],
-                          "uncapped": 3750, "points": 3000, "capped_by": "rule:event"}],
+        "transactions": [
+            {
+                "rule": "base",
+                "base": "2500.0000",
+                "tier_multiplier": "1.50",
+                "modifiers": [],
+                "uncapped": 3750,
+                "points": 3000,
+                "capped_by": "rule:event",
+            }
+        ],
     }
     assert PointTransaction.objects.count() == 0
     assert MemberEvent.objects.count() == 0
-    assert_problem(api.post("/api/v1/member/ann/points/calculate", {"type": "x"}, format="json"), 422,
-                   "validation_error")
+    assert_problem(
+        api.post("/api/v1/member/ann/points/calculate", {"type": "x"}, format="json"), 422, "validation_error"
+    )

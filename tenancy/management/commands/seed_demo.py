@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from events.demo import seed_events
 from members.demo import seed_members
+from points.demo import seed_points
 from tenancy.demo import ensure_admin_login, seed_demo_tenant
 from tiers.demo import seed_tiers
 
@@ -16,6 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         tenant = seed_demo_tenant()
         tiers = seed_tiers(tenant)
+        seed_points(tenant)
         created = seed_members(tenant, tiers, count=options["members"])
         events = seed_events(tenant, per_member=options["events_per_member"])
         username, password = ensure_admin_login(tenant)
