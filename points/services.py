@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.db.models import F, Sum
 
-from config.errors import Invalid
+from config.errors import Conflict, Invalid
 from config.tracing import current_request_id
 from events.models import MemberEvent
 from events.outbox import emit
@@ -329,3 +329,67 @@ def grant_welcome_points(*, tenant: Tenant, member: Member, actor: Any) -> Point
         data={"kind": "welcome", "total": tx.points, "transactions": [_transaction_view(tx, None)]},
     )
     return tx
+
+
+@transaction.atomic
+def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: Any, reason: str) -> PointTransaction:
+    """Reverse one transaction exactly (DOMAIN §4.5): a ``reversal`` of what is left of it, its cap
+    buckets and the points metric given back, audited, with a ``points.reverted`` message. A
+    transaction that is already fully reversed, or is itself a reversal, is refused (409)."""
+    from audit.services import record_audit
+    from events.metrics import add_contributions, local_date
+    from members.locks import lock_member
+
+    if not reason.strip():
+        raise Invalid(errors={"reason": ["A reason is required."]})
+    member = lock_member(tx.member)
+    tx = PointTransaction.objects.select_related("event").get(pk=tx.pk, tenant=tenant)
+    if tx.kind == PointTransaction.Kind.REVERSAL:
+        raise Conflict("A reversal cannot be rolled back; record an adjustment instead.")
+    left = tx.points + (PointTransaction.objects.filter(reversal_of=tx).aggregate(n=Sum("points"))["n"] or 0)
+    if left <= 0:
+        raise Conflict("This transaction is already fully reversed.")
+    reversal = PointTransaction.objects.create(
+        tenant=tenant,
+        member=member,
+        event=tx.event,
+        kind=PointTransaction.Kind.REVERSAL,
+        rule=tx.rule,
+        reversal_of=tx,
+        points=-left,
+        occurred_at=tx.occurred_at,
+        correlation_id=current_request_id(),
+    )
+    if tx.kind == PointTransaction.Kind.EARN:
+        keys = bucket_keys(tx.occurred_at, ZoneInfo(tenant.timezone))
+        decrements = dict.fromkeys(
+            (*bucket_names(tx.rule_id, keys).values(), *bucket_names(None, keys).values()), -left
+        )
+        _add_to_buckets(tenant=tenant, member=member, values=decrements)
+        if tx.event is not None and tx.event.qualifying and tx.event.counted:
+            add_contributions(
+                tenant=tenant, member=member, values={(local_date(tx.occurred_at, tenant), "points"): Decimal(-left)}
+            )
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action="points.rolled_back",
+        target=tx,
+        member_id=member.external_id,
+        before={"points": left},
+        after={"points": 0, "reversal": reversal.pk},
+        reason=reason.strip(),
+    )
+    emit(
+        tenant=tenant,
+        type="points.reverted",
+        member_id=member.external_id,
+        occurred_at=tx.occurred_at,
+        data={
+            "rollback_of": tx.pk,
+            "total": -left,
+            "transactions": [_transaction_view(reversal, None)],
+            "reason": reason.strip(),
+        },
+    )
+    return reversal

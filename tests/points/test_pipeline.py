@@ -265,3 +265,26 @@ def test_calculate_quotes_without_recording(api, tenant, program, ann):
     assert_problem(
         api.post("/api/v1/member/ann/points/calculate", {"type": "x"}, format="json"), 422, "validation_error"
     )
+
+
+@pytest.mark.django_db
+def test_rollback_reverses_a_transaction_exactly_once(api, tenant, program, ann):
+    from audit.models import AuditEntry
+    from config.errors import Conflict
+    from points.services import rollback_point_transaction
+
+    _rule(tenant, None, cap_per_day=100_000)
+    api.post(URL, buy("e1", "30.00"), format="json")
+    tx = PointTransaction.objects.get(kind="earn")
+    reversal = rollback_point_transaction(tenant=tenant, tx=tx, actor="user:ops", reason="fraud check")
+    assert (reversal.kind, reversal.points, reversal.reversal_of_id) == ("reversal", -300, tx.pk)
+    assert sum(PointTransaction.objects.values_list("points", flat=True)) == 0
+    assert sum(PointBucket.objects.filter(member=ann).values_list("total", flat=True)) == 0
+    assert sum(MetricDay.objects.filter(member=ann, metric="points").values_list("value", flat=True)) == 0
+    assert AuditEntry.objects.filter(action="points.rolled_back", reason="fraud check").count() == 1
+    assert OutboxMessage.objects.filter(type="points.reverted").count() == 1
+    with pytest.raises(Conflict):
+        rollback_point_transaction(tenant=tenant, tx=tx, actor="user:ops", reason="again")
+    with pytest.raises(Conflict):
+        rollback_point_transaction(tenant=tenant, tx=reversal, actor="user:ops", reason="undo the undo")
+    assert PointTransaction.objects.count() == 2
