@@ -32,9 +32,11 @@ def _setup(env: dict[str, str], slug: str, members: int) -> None:
     code = (
         "from tenancy.models import Tenant\n"
         "from tiers.demo import seed_tiers\n"
+        "from points.demo import seed_points\n"
         "from members.services import Registration, register_member\n"
         f"t = Tenant.objects.create(slug='{slug}', name='Bench', timezone='Asia/Bangkok', max_event_age_days=400)\n"
         "seed_tiers(t)\n"
+        "seed_points(t)\n"
         f"for i in range({members}):\n"
         f"    register_member(tenant=t, registration=Registration(external_id=f'm{{i}}'), actor='bench')\n"
     )
