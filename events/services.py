@@ -2,9 +2,10 @@
 ``events.outbox``).
 
 Evaluation of a member's event runs in one transaction holding the member's row lock (so one member's
-events are processed one at a time, different members' in parallel): daily metrics, then the tier
-engine for every active tier type, then the stored result. Points (and so the ``points`` metric) and
-benefits join this pipeline with their issues; until then their blocks of the result are empty.
+events are processed one at a time, different members' in parallel): points first (at the tiers held
+before the event; ``points.services``), then the daily metrics (the points included), then the tier
+engine for every active tier type, then the stored result. Benefits join this pipeline with their
+issue; until then the result's benefits block is empty.
 """
 
 import hashlib
