@@ -242,9 +242,10 @@ def process_event_locked(*, tenant: Tenant, member: Member, event: MemberEvent) 
 
 
 def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEvent]) -> None:
-    """Evaluate a member's events (in order) as one run: their metric contributions in one upsert, then
-    the tier engine once, after all of them. Sets each event's status and result; the caller holds the
-    member's lock and saves the events.
+    """Evaluate a member's events (in order) as one run: each event's points in turn (caps depend on
+    what came before), all their metric contributions in one upsert, then the tier engine once, after
+    all of them. Sets each event's status and result; the caller holds the member's lock and saves the
+    events.
 
     Evaluating once per run is what makes the asynchronous path fast; the final state is the same as
     one evaluation per event (claims derive from the metrics). The run's tier changes are reported on
