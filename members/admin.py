@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from config.errors import DomainError
 from members.models import Member
 from members.services import PROFILE_FIELDS, Registration, update_member_profile
+from points.recalculation import recalculate_points
 from tenancy.admin import ReadOnlyAdminMixin, TenantScopedHistoryAdmin, TenantScopedMixin
 from tenancy.service_admin import add_errors, error_messages
 from tiers.forms import ChangeMemberTierForm
@@ -59,6 +60,17 @@ class MemberForm(forms.ModelForm):
             for field in ("name", "email", "mobile"):
                 if field in data:
                     data[field] = getattr(profile, field)
+        return data
+
+
+class RecalculatePointsForm(forms.Form):
+    since = forms.DateField(help_text="First day (tenant time), YYYY-MM-DD.")
+    until = forms.DateField(help_text="Day after the last one.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            self.add_error("until", "Must be after since.")
         return data
 
 
@@ -108,6 +120,7 @@ class MemberAdmin(TenantScopedHistoryAdmin):
         ("Registration", {"fields": ["registered_at", "iam_linked", "updated_at"]}),
     ]
     change_tier_template = "admin/members/member/change_tier.html"
+    actions = ["recalculate_points"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         assignments = MemberTierAssignment.objects.select_related("tier", "tier_type").order_by(
@@ -142,6 +155,44 @@ class MemberAdmin(TenantScopedHistoryAdmin):
             changes={field: form.cleaned_data[field] for field in form.changed_data if field in PROFILE_FIELDS},
             actor=request.user,
         )
+
+    # --- "Recalculate points…" (an action over the selected members) -------------------------------
+    @admin.action(description="Recalculate points of the selected members…", permissions=["change"])
+    def recalculate_points(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Preview (dry run) or apply ``points.recalculation.recalculate_points`` over a date range."""
+        members = list(queryset.order_by("pk"))
+        form = RecalculatePointsForm(request.POST if ("preview" in request.POST or "apply" in request.POST) else None)
+        report = None
+        if form.is_bound and form.is_valid():
+            tenants = {m.tenant_id for m in members}
+            if len(tenants) != 1:
+                self.message_user(request, "Select members of one tenant at a time.", messages.ERROR)
+                return None
+            report = recalculate_points(
+                tenant=members[0].tenant,
+                since=form.cleaned_data["since"],
+                until=form.cleaned_data["until"],
+                actor=request.user,
+                members=members,
+                apply="apply" in request.POST,
+            )
+            if report.applied:
+                self.message_user(
+                    request,
+                    f"{len(report.adjustments)} adjustment(s) written for {report.members} member(s), "
+                    f"total {report.total:+,} points.",
+                    messages.SUCCESS,
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Recalculate points",
+            "opts": self.opts,
+            "members": members,
+            "form": form,
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/members/member/recalculate_points.html", context)
 
     # --- "Change tier…" ---------------------------------------------------------------------------
     def get_urls(self) -> list:
