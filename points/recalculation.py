@@ -34,8 +34,7 @@ from members.models import Member
 from points.engine import calculate
 from points.models import PointTransaction
 from points.selectors import point_specs
-from points.services import _add_to_buckets, bucket_keys, bucket_names
-from points.types import PointEvent
+from points.services import _add_to_buckets, bucket_keys, bucket_names, point_event
 from tenancy.models import Tenant
 from tiers.models import MemberTierChange, Tier
 
@@ -149,17 +148,7 @@ def _recalculate_member(
         awards = calculate(
             rules=rules,
             modifiers=[m for m in mods if m.campaign_total is None],
-            event=PointEvent(
-                type=event.type,
-                occurred_at=event.occurred_at,
-                amount=event.amount,
-                quantities={k: Decimal(str(v)) for k, v in event.quantities.items()},
-                product=event.product,
-                partner=event.partner,
-                source=event.source,
-                channel=event.channel,
-                campaign_code=event.campaign_code,
-            ),
+            event=point_event(event),
             tier_multipliers={tt: tier.point_multiplier for tt, tier in held.items()},
             held_tier_ids=frozenset(t.pk for t in held.values()),
             policy=policy,

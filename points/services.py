@@ -160,6 +160,21 @@ def _plain(value: Decimal | int) -> int | str:
     return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
 
 
+def point_event(event: MemberEvent) -> PointEvent:
+    """A stored event as the points engine reads it."""
+    return PointEvent(
+        type=event.type,
+        occurred_at=event.occurred_at,
+        amount=event.amount,
+        quantities={k: Decimal(str(v)) for k, v in event.quantities.items()},
+        product=event.product,
+        partner=event.partner,
+        source=event.source,
+        channel=event.channel,
+        campaign_code=event.campaign_code,
+    )
+
+
 def award_event_points(
     *, tenant: Tenant, member: Member, event: MemberEvent, assignments: list[MemberTierAssignment]
 ) -> tuple[int, list[dict[str, Any]]]:
@@ -189,17 +204,7 @@ def award_event_points(
     awards = calculate(
         rules=rules,
         modifiers=mods,
-        event=PointEvent(
-            type=event.type,
-            occurred_at=event.occurred_at,
-            amount=event.amount,
-            quantities={k: Decimal(str(v)) for k, v in event.quantities.items()},
-            product=event.product,
-            partner=event.partner,
-            source=event.source,
-            channel=event.channel,
-            campaign_code=event.campaign_code,
-        ),
+        event=point_event(event),
         tier_multipliers={a.tier_type_id: a.tier.point_multiplier for a in assignments},
         held_tier_ids=frozenset(a.tier_id for a in assignments),
         policy=policy,

@@ -1,45 +1,20 @@
 """Per-member serialisation on PostgreSQL: concurrent events of one member are all processed with
 exact metrics, and one event posted many times at once has exactly one effect."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from events.metrics import daily_metrics
 from events.models import MemberEvent
 from events.services import ingest_event
 from members.services import Registration, register_member
+from tests.concurrency import race
 from tests.events.test_async_and_batch import _validated
 from tests.events.test_ingestion import stay
 from tests.factories import TenantFactory, hotel_ladder
 from tiers.models import MemberTierChange
-
-
-def _race(threads_n: int, work) -> list:
-    barrier = threading.Barrier(threads_n)
-    results: list = []
-    lock = threading.Lock()
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            outcome = work(index)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted
-            outcome = exc
-        finally:
-            connection.close()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(threads_n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 @pytest.fixture
@@ -63,7 +38,7 @@ def test_200_distinct_events_from_20_threads_all_count(setup):
             ingest_event(tenant=tenant, member_id="hot", data=body, actor="t")
         return "ok"
 
-    results = _race(20, work)
+    results = race(20, work)
     assert results == ["ok"] * 20
     assert MemberEvent.objects.filter(member=member, status="processed", counted=True).count() == 200
     metrics = daily_metrics(member=member)
@@ -85,7 +60,7 @@ def test_one_event_posted_by_20_threads_has_one_effect(setup):
         _, replayed = ingest_event(tenant=tenant, member_id="hot", data=dict(body), actor="t")
         return replayed
 
-    results = _race(20, work)
+    results = race(20, work)
     assert sorted(results) == [False] + [True] * 19
     assert MemberEvent.objects.filter(member=member).count() == 1
     assert daily_metrics(member=member).total("quantity:nights", None, timezone.now().date() + timedelta(days=1)) == 30

@@ -1,17 +1,16 @@
 """Points in the event pipeline (DOMAIN §4): awarded in the event's transaction at the tier held before
 it, capped per bucket of tenant time, reversed pro rata by refunds, welcome points at registration."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from events.models import MemberEvent, MetricDay, OutboxMessage
 from members.models import Member
 from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
+from tests.concurrency import race
 from tests.conftest import assert_problem
 from tests.factories import TenantFactory, hotel_ladder
 
@@ -158,30 +157,6 @@ def test_no_points_for_suspended_members(api, tenant, program, ann):
     assert PointTransaction.objects.count() == 0
 
 
-def _race(n: int, work) -> list:
-    barrier = threading.Barrier(n)
-    out: list = []
-    lock = threading.Lock()
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            result = work(i)
-        except BaseException as exc:  # noqa: BLE001 - asserted below
-            result = exc
-        finally:
-            connection.close()
-        with lock:
-            out.append(result)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
-
-
 def _ingest(tenant, member_id: str, body: dict):
     from events.api.serializers import EventInputSerializer
     from events.services import ingest_event
@@ -201,7 +176,7 @@ def test_50_threads_under_a_daily_cap_reach_it_exactly():
     _rule(tenant, None, cap_per_day=10_000)
     register_member(tenant=tenant, registration=Registration(external_id="hot"), actor="t")
     when = timezone.now() - timedelta(days=1)
-    results = _race(50, lambda i: _ingest(tenant, "hot", buy(f"e{i}", "33.00", when=when)))
+    results = race(50, lambda i: _ingest(tenant, "hot", buy(f"e{i}", "33.00", when=when)))
     assert all(isinstance(r, tuple) for r in results), results
     assert MemberEvent.objects.filter(status="processed").count() == 50
     assert sum(PointTransaction.objects.values_list("points", flat=True)) == 10_000  # 50 × 330 = 16,500 asked
@@ -219,7 +194,7 @@ def test_a_campaign_pool_across_members_is_never_overdrawn():
     tenant.bump_config_version()
     for i in range(20):
         register_member(tenant=tenant, registration=Registration(external_id=f"m{i}"), actor="t")
-    results = _race(20, lambda i: _ingest(tenant, f"m{i}", buy(f"e{i}", "40.00")))
+    results = race(20, lambda i: _ingest(tenant, f"m{i}", buy(f"e{i}", "40.00")))
     assert all(isinstance(r, tuple) for r in results), results
     # Each event: 400 plain + up to 400 of campaign uplift; the pool gives 5,000 uplift in all.
     assert sum(PointTransaction.objects.filter(rule=rule).values_list("points", flat=True)) == 20 * 400 + 5_000
