@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("members.api.urls")),
     path("", include("events.api.urls")),
     path("", include("points.api.urls")),
+    path("", include("benefits.api.urls")),
 ]
 
 urlpatterns = [
