@@ -1,15 +1,22 @@
 """Writes of the benefits context: the catalog, tier and campaign mappings, event codes — validated,
 audited and bumping ``config_version`` through ``tenancy.services``.
 
-Granting and revoking members' benefits after tier changes, claims, expiry and redemption come with
-the rest of issue 6.
+And members' tier benefits: granted and revoked after every tier change (``sync_tier_benefits``),
+limited quantities never oversold. Claims, expiry, campaign grants and code redemption come with the
+rest of issue 6.
 """
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
+from audit.services import record_audit
+from benefits.engine import BenefitSpec, HeldTier, TierMappingSpec, tier_benefits
 from benefits.models import (
     Benefit,
     CampaignBenefitMapping,
@@ -19,9 +26,11 @@ from benefits.models import (
     TierBenefitMapping,
 )
 from config.errors import Invalid
+from events.outbox import emit
+from members.models import Member
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
-from tiers.models import Tier
+from tiers.models import MemberTierAssignment, Tier
 
 
 def _plural(n: int, word: str) -> str:
@@ -147,3 +156,176 @@ def delete_event_code(*, tenant: Tenant, event_code: EventCode, actor: Any) -> N
     if n := EventCodeRedemption.objects.filter(event_code=event_code).count():
         holders.append(f"redeemed {_plural(n, 'time')}")
     delete_config(tenant=tenant, instance=event_code, actor=actor, holders=holders)
+
+
+# --- grants ---------------------------------------------------------------------------------------
+def _catalog(tenant: Tenant) -> dict[int, BenefitSpec]:
+    return {
+        b.pk: BenefitSpec(
+            id=b.pk,
+            code=b.code,
+            lifetime=b.lifetime,
+            criteria=tuple(b.criteria),
+            exclusive_group=b.exclusive_group,
+            priority=b.priority,
+            component_ids=tuple(c.pk for c in b.components.all()),
+            is_template=b.is_template,
+            active=b.active,
+            valid_from=b.valid_from,
+            valid_until=b.valid_until,
+        )
+        for b in Benefit.objects.filter(tenant=tenant).prefetch_related("components")
+    }
+
+
+def _take_one(benefit: Benefit) -> bool:
+    """Count a grant against a limited quantity with one conditional update: never oversold."""
+    if benefit.total_quantity is None:
+        Benefit.objects.filter(pk=benefit.pk).update(granted_count=F("granted_count") + 1)
+        return True
+    return bool(
+        Benefit.objects.filter(pk=benefit.pk, granted_count__lt=F("total_quantity")).update(
+            granted_count=F("granted_count") + 1
+        )
+    )
+
+
+def grant_benefit(
+    *,
+    tenant: Tenant,
+    member: Member,
+    benefit: Benefit,
+    source: str,
+    source_ref: str,
+    actor: Any,
+    now: datetime,
+    reason: str = "",
+) -> MemberBenefit | None:
+    """Grant one benefit (caller holds the member's lock): None when a limited quantity is exhausted.
+    Temporary benefits expire ``duration_days`` after the grant or at ``valid_until``."""
+    if not _take_one(benefit):
+        return None
+    expires = None
+    if benefit.lifetime == Benefit.Lifetime.TEMPORARY:
+        ends = [
+            t
+            for t in (
+                benefit.valid_until,
+                now + timedelta(days=benefit.duration_days or 0) if benefit.duration_days else None,
+            )
+            if t is not None
+        ]
+        expires = min(ends) if ends else None
+    grant = MemberBenefit.objects.create(
+        tenant=tenant,
+        member=member,
+        benefit=benefit,
+        source=source,
+        source_ref=source_ref,
+        granted_at=now,
+        expires_at=expires,
+        reason=reason,
+    )
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action="benefit.granted",
+        target=grant,
+        member_id=member.external_id,
+        after={"benefit": benefit.code, "source": source, "source_ref": source_ref},
+        reason=reason,
+    )
+    emit(
+        tenant=tenant,
+        type="benefit.applied",
+        member_id=member.external_id,
+        occurred_at=now,
+        data={
+            "grant": grant.pk,
+            "benefit": benefit.code,
+            "source": source,
+            "source_ref": source_ref,
+            "expires_at": expires,
+        },
+    )
+    return grant
+
+
+def revoke_grant(*, tenant: Tenant, grant: MemberBenefit, actor: Any, now: datetime, reason: str) -> None:
+    MemberBenefit.objects.filter(pk=grant.pk).update(status=MemberBenefit.Status.REVOKED, closed_at=now, reason=reason)
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action="benefit.revoked",
+        target=grant,
+        member_id=grant.member.external_id,
+        before={"status": grant.status},
+        after={"status": "revoked"},
+        reason=reason,
+    )
+    emit(
+        tenant=tenant,
+        type="benefit.revoked",
+        member_id=grant.member.external_id,
+        occurred_at=now,
+        data={"grant": grant.pk, "benefit": grant.benefit.code, "source": grant.source, "reason": reason},
+    )
+
+
+def sync_tier_benefits(*, tenant: Tenant, member: Member, actor: Any, now: datetime | None = None) -> dict[str, list]:
+    """After a tier change (same transaction, member locked): grant the tier benefits the member should
+    hold and lacks, revoke those they no longer should unless ``retain_on_loss``, never duplicating a
+    grant. Returns ``{"granted": [codes], "revoked": [codes], "exhausted": [codes]}``."""
+    from events.metrics import daily_metrics
+    from tiers.engine import criteria_hold
+    from tiers.selectors import member_snapshot
+
+    now = now or timezone.now()
+    tz = ZoneInfo(tenant.timezone)
+    catalog = _catalog(tenant)
+    held = [
+        HeldTier(a.tier_id, a.tier_type_id, a.tier.rank, a.tier.code, a.tier_type.priority)
+        for a in MemberTierAssignment.objects.filter(member=member).select_related("tier", "tier_type")
+    ]
+    mappings = [
+        TierMappingSpec(m.tier_id, m.tier.tier_type_id, m.tier.rank, m.benefit_id, m.inheritable, m.tier.code)
+        for m in TierBenefitMapping.objects.filter(tenant=tenant).select_related("tier")
+    ]
+    needs_metrics = any(b.lifetime == "conditional" for b in catalog.values())
+    metrics = daily_metrics(member=member, since=(now - timedelta(days=3660)).date()) if needs_metrics else None
+    snapshot = member_snapshot(member)
+
+    def holds(criteria: tuple) -> bool:
+        if metrics is None:
+            return False
+        return criteria_hold(criteria, metrics=metrics, member=snapshot, now=now, tz=tz)
+
+    wanted = tier_benefits(catalog=catalog, mappings=mappings, held=held, now=now, criteria_hold=holds)
+    current = {
+        g.benefit_id: g
+        for g in MemberBenefit.objects.filter(
+            member=member, source=MemberBenefit.Source.TIER, status=MemberBenefit.Status.ACTIVE
+        ).select_related("benefit", "member")
+    }
+    outcome: dict[str, list] = {"granted": [], "revoked": [], "exhausted": []}
+    benefits = {b.pk: b for b in Benefit.objects.filter(pk__in=set(wanted) - set(current))}
+    for benefit_id, entitlement in sorted(wanted.items()):
+        if benefit_id in current:
+            continue
+        benefit = benefits[benefit_id]
+        grant = grant_benefit(
+            tenant=tenant,
+            member=member,
+            benefit=benefit,
+            source=MemberBenefit.Source.TIER,
+            source_ref=entitlement.source_ref,
+            actor=actor,
+            now=now,
+            reason=f"tier {entitlement.source_ref}" + (f" via {', '.join(entitlement.via)}" if entitlement.via else ""),
+        )
+        outcome["granted" if grant else "exhausted"].append(benefit.code)
+    for benefit_id, grant in sorted(current.items()):
+        if benefit_id not in wanted and not grant.benefit.retain_on_loss:
+            revoke_grant(tenant=tenant, grant=grant, actor=actor, now=now, reason="tier no longer gives it")
+            outcome["revoked"].append(grant.benefit.code)
+    return outcome

@@ -215,6 +215,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PromotionRuleStatusEnum": "tiers.models.PromotionRule.Status",
         "MemberStatusEnum": "members.models.Member.Status",
+        "BenefitTypeEnum": "benefits.models.Benefit.Type",
+        "MemberEventTypeEnum": "events.models.EVENT_TYPES",
     },
 }
 

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from benefits.services import sync_tier_benefits
 from config.errors import DomainError, IdempotencyConflict, Invalid
 from config.tracing import current_request_id
 from events.metrics import add_contributions, contributions, daily_metrics
@@ -254,6 +255,7 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
     now = timezone.now()
     tier_changes: list[dict[str, Any]] = []
     points: dict[int, tuple[int, list[dict[str, Any]]]] = {}
+    benefit_changes: dict[str, list] = {}
     note = ""
     if member.status != Member.Status.ACTIVE:
         note = f"member {member.status}: stored, earns nothing, moves no tier"
@@ -294,13 +296,28 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
             event_ref=events[-1].ref,
             assignments=assignments,
         )
+        if tier_changes:
+            benefit_changes = sync_tier_benefits(tenant=tenant, member=member, actor=f"system:event:{events[-1].ref}")
     for event in events:
         event.status = MemberEvent.Status.PROCESSED
         event.processed_at = now
         event.last_error = ""
+        last = event is events[-1]
         event.result = _result(
-            event, tier_changes=tier_changes if event is events[-1] else [], note=note, points=points.get(id(event))
+            event,
+            tier_changes=tier_changes if last else [],
+            note=note,
+            points=points.get(id(event)),
+            benefits=benefit_changes if last else {},
         )
+
+
+def _benefits_block(changes: dict[str, list]) -> dict[str, list]:
+    """API.md's benefits block; ``exhausted`` (limited quantities already given out) only when any."""
+    block = {"granted": changes.get("granted", []), "revoked": changes.get("revoked", [])}
+    if changes.get("exhausted"):
+        block["exhausted"] = changes["exhausted"]
+    return block
 
 
 def process_member_events(*, member_id: int, limit: int = 500) -> int:
@@ -336,6 +353,7 @@ def _result(
     tier_changes: list[dict[str, Any]],
     note: str = "",
     points: tuple[int, list[dict[str, Any]]] | None = None,
+    benefits: dict[str, list] | None = None,
 ) -> dict[str, Any]:
     """The event's result as API.md shapes it, less its ``id`` (known only once the event is saved; see
     ``MemberEvent.result_body``). Points and benefits arrive with their issues."""
@@ -345,7 +363,7 @@ def _result(
         "status": event.status,
         "points": {"total": points[0] if points else 0, "transactions": points[1] if points else []},
         "tier_changes": tier_changes,
-        "benefits": {"granted": [], "revoked": []},
+        "benefits": _benefits_block(benefits or {}),
     }
     if note:
         body["note"] = note
@@ -398,7 +416,7 @@ def evaluate_member_now(
             return []
         assignments = list(MemberTierAssignment.objects.filter(member=member).select_related("tier"))
         since = metrics_window_start(tenant=tenant, assignments=assignments, now=now)
-        return evaluate_member_tiers(
+        changes = evaluate_member_tiers(
             tenant=tenant,
             member=member,
             metrics=daily_metrics(member=member, since=since),
@@ -409,3 +427,6 @@ def evaluate_member_now(
             dry_run=dry_run,
             assignments=assignments,
         )
+        if changes and not dry_run:
+            sync_tier_benefits(tenant=tenant, member=member, actor=actor, now=now)
+        return changes

@@ -90,6 +90,7 @@ def register_member(*, tenant: Tenant, registration: Registration, actor: Any) -
 
 @transaction.atomic
 def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) -> Member:
+    from benefits.services import sync_tier_benefits
     from points.services import grant_welcome_points
     from tiers.services import assign_default_tiers_locked
 
@@ -119,6 +120,7 @@ def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) ->
         data={"external_id": member.external_id, "status": member.status, "registered_at": member.registered_at},
     )
     assign_default_tiers_locked(tenant=tenant, member=member, actor=actor, now=member.registered_at)
+    sync_tier_benefits(tenant=tenant, member=member, actor=actor, now=member.registered_at)
     grant_welcome_points(tenant=tenant, member=member, actor=actor)
     return member
 

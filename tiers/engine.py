@@ -592,3 +592,23 @@ def progress(
                 }
             )
     return {"next_tier": nxt.code, "qualifies": qualifies, "criteria": criteria}
+
+
+def criteria_hold(
+    criteria: tuple | list,
+    *,
+    metrics: DailyMetrics,
+    member: MemberSnapshot,
+    now: datetime,
+    tz: tzinfo,
+    window_days: int = 365,
+    combinator: str = "all",
+) -> bool:
+    """Whether criteria (DOMAIN §3.3) hold now over the last ``window_days`` days (a criterion's own
+    ``window_days`` overrides): the test of a conditional benefit at grant."""
+    specs = tuple(c if isinstance(c, CriterionSpec) else CriterionSpec(**c) for c in criteria)
+    rule = RuleSpec(
+        id=0, code="criteria", direction="promotion", target_tier_id=None, criteria=specs, combinator=combinator
+    )
+    today = local_day(now, tz)
+    return _Scope(metrics, member, tz, None).matches(rule, today - timedelta(days=window_days - 1), today)

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import describe_actor, record_audit
+from benefits.services import sync_tier_benefits
 from config.errors import Conflict, Invalid, NotFound
 from config.tracing import current_request_id
 from events.outbox import emit
@@ -308,7 +309,10 @@ def assign_default_tiers(*, tenant: Tenant, member: Member, actor: Any) -> list[
     member = lock_member(member)
     if member.status == Member.Status.ERASED:
         raise MemberErased()
-    return assign_default_tiers_locked(tenant=tenant, member=member, actor=actor)
+    changes = assign_default_tiers_locked(tenant=tenant, member=member, actor=actor)
+    if changes:
+        sync_tier_benefits(tenant=tenant, member=member, actor=actor)
+    return changes
 
 
 @transaction.atomic
@@ -376,6 +380,7 @@ def change_member_tier(
         now=now,
     )
     _grant(tenant=tenant, member=member, tier=tier, at=now, expires_at=expires_at)
+    sync_tier_benefits(tenant=tenant, member=member, actor=actor, now=now)
     return change
 
 
@@ -402,7 +407,7 @@ def remove_member_tier(
     member = lock_member(member)
     if not MemberTierAssignment.objects.filter(member=member, tier_type=tier_type).exists():
         raise AssignmentNotFound()
-    return apply_tier_change(
+    change = apply_tier_change(
         tenant=tenant,
         member=member,
         tier_type=tier_type,
@@ -411,6 +416,8 @@ def remove_member_tier(
         actor=actor,
         reason=reason.strip(),
     )
+    sync_tier_benefits(tenant=tenant, member=member, actor=actor)
+    return change
 
 
 # --- automatic evaluation -------------------------------------------------------------------------
