@@ -143,8 +143,20 @@ def unassign_campaign_benefit(*, tenant: Tenant, mapping: CampaignBenefitMapping
 
 @transaction.atomic
 def save_event_code(*, tenant: Tenant, event_code: EventCode, actor: Any) -> EventCode:
-    """Codes are matched case-insensitively: stored in capitals, unique per tenant in that form."""
+    """Codes are matched case-insensitively: stored in capitals, unique per tenant in that form. The
+    tier or benefit it gives must be the tenant's (and a benefit not a template)."""
     event_code.code = (event_code.code or "").strip().upper()
+    errors: dict[str, list[str]] = {}
+    tier = event_code.tier if event_code.tier_id is not None else None
+    benefit = event_code.benefit if event_code.benefit_id is not None else None
+    if tier is not None and tier.tenant_id != tenant.pk:
+        errors["tier"] = ["A tier of another tenant."]
+    if benefit is not None and benefit.tenant_id != tenant.pk:
+        errors["benefit"] = ["A benefit of another tenant."]
+    elif benefit is not None and benefit.is_template:
+        errors["benefit"] = ["A template is never granted; create a benefit from it first."]
+    if errors:
+        raise Invalid(errors=errors)
     if event_code.pk is not None:  # the redemption counter is the redeeming code's
         event_code.redemptions = EventCode.objects.select_for_update().get(pk=event_code.pk).redemptions
     return save_config(tenant=tenant, instance=event_code, actor=actor)
