@@ -8,6 +8,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
+from benefits.models import Benefit, CampaignBenefitMapping, EventCode, TierBenefitMapping
 from events.models import MemberEvent, OutboxMessage
 from members.models import Member
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
@@ -30,6 +31,9 @@ BODIES = {
     ("delete", "/api/v1/member/{member_id}/tier"): {"tier_type": "hotel", "reason": "r"},
 }
 WRITES = {"post", "put", "patch", "delete"}
+# Campaign codes are free strings, not ids of tenant objects: any code lists (only the caller's
+# mappings) and accepts mappings; another tenant's benefit in the body is refused with a 422.
+FREE_KEYS = {("get", "/api/v1/campaign/{campaign_code}/benefit"), ("post", "/api/v1/campaign/{campaign_code}/benefit")}
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -62,6 +66,10 @@ def world(tenant, other_tenant, api_client_for):
         audit = AuditEntry.objects.filter(tenant=owner).first()
         point_rule = PointConversionRule.objects.create(tenant=owner, code="base", unit_amount=1)
         modifier = PointModifier.objects.create(tenant=owner, code="double")
+        benefit = Benefit.objects.create(tenant=owner, code="late", name="Late checkout", is_template=True)
+        TierBenefitMapping.objects.create(tenant=owner, tier=tiers["gold"], benefit=benefit)
+        CampaignBenefitMapping.objects.create(tenant=owner, campaign_code="SPRING", benefit=benefit)
+        event_code = EventCode.objects.create(tenant=owner, code="VIP", action="award_points", points=100)
         ids[owner.slug] = {
             "tier_type": tier_type.pk,
             "tier": tiers["gold"].pk,
@@ -71,11 +79,16 @@ def world(tenant, other_tenant, api_client_for):
             "audit": audit.pk,
             "point_rule": point_rule.pk,
             "modifier": modifier.pk,
+            "benefit": benefit.pk,
+            "event_code": event_code.pk,
+            "campaign_code": "SPRING",
         }
     return ids["globex"]
 
 
 def _fill(path: str, ids: dict) -> str:
+    for name, kind in (("tier_id", "tier"), ("benefit_id", "benefit"), ("campaign_code", "campaign_code")):
+        path = path.replace(f"{{{name}}}", str(ids[kind]))
     if path.startswith("/api/v1/point-conversion/rule/"):
         kind = "point_rule"
     elif path.startswith("/api/v1/point-conversion/modifier/"):
@@ -88,6 +101,10 @@ def _fill(path: str, ids: dict) -> str:
         kind = "rule"
     elif path.startswith("/api/v1/audit/"):
         kind = "audit"
+    elif path.startswith("/api/v1/benefit/"):
+        kind = "benefit"
+    elif path.startswith("/api/v1/event/code/"):
+        kind = "event_code"
     else:
         kind = "event"
     path = path.replace("{member_id}", str(ids["member"]))
@@ -110,6 +127,10 @@ def _snapshot() -> tuple[int, ...]:
             PointModifier,
             PointPolicy,
             PointTransaction,
+            Benefit,
+            TierBenefitMapping,
+            CampaignBenefitMapping,
+            EventCode,
         )
     )
 
@@ -134,7 +155,11 @@ def test_route_refuses_what_it_must(method, path, world, api_client_for, tenant)
     assert_problem(_call(no_scope, method, target), 403, "insufficient_scope")
 
     everything = api_client_for(tenant)
-    if "{" in path:  # another tenant's ids: not found, never forbidden
+    if (method, path) in FREE_KEYS:
+        if method == "post":
+            response = _call(everything, method, target, {"benefit": world["benefit"]})
+            assert response.status_code == 422, (response.status_code, response.content[:300])
+    elif "{" in path:  # another tenant's ids: not found, never forbidden
         body = BODIES.get((method, path), {} if method in WRITES - {"delete"} else None)
         response = _call(everything, method, target, body)
         assert response.status_code == 404, (response.status_code, response.content[:300])
