@@ -141,3 +141,20 @@ class PointQuoteAwardSerializer(serializers.Serializer):
 class PointQuoteSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     transactions = PointQuoteAwardSerializer(many=True)
+
+
+class MemberBenefitOutputSerializer(serializers.Serializer):
+    """A grant as API.md shapes ``GET /member/{memberId}/benefit``."""
+
+    id = serializers.IntegerField()
+    benefit = serializers.CharField(source="benefit.code")
+    name = serializers.CharField(source="benefit.name")
+    type = serializers.CharField(source="benefit.type")
+    value = serializers.JSONField(source="benefit.value")
+    source = serializers.CharField()
+    source_ref = serializers.CharField()
+    status = serializers.CharField()
+    granted_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    uses = serializers.IntegerField()
+    usage_limit = serializers.IntegerField(source="benefit.usage_limit", allow_null=True)

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from benefits.selectors import active_grants
 from config.api import (
     SCOPE_ADMIN,
     SCOPE_WRITE,
@@ -21,6 +22,7 @@ from config.errors import Invalid
 from events.api.serializers import EventInputSerializer
 from events.selectors import tier_progress
 from members.api.serializers import (
+    MemberBenefitOutputSerializer,
     MemberOutputSerializer,
     MemberPointsOutputSerializer,
     MemberRegisterInputSerializer,
@@ -229,3 +231,13 @@ class MemberPointsCalculateView(APIView):
         return Response(
             {"total": sum(a.points for a in awards), "transactions": PointQuoteAwardSerializer(awards, many=True).data}
         )
+
+
+@extend_schema(tags=["benefits"], parameters=[MEMBER_ID])
+class MemberBenefitsView(APIView):
+    """The member's active benefit grants (a bare array, API.md)."""
+
+    @extend_schema(responses=MemberBenefitOutputSerializer(many=True))
+    def get(self, request: Request, member_id: str) -> Response:
+        member = get_member(tenant=tenant_of(request), external_id=member_id)
+        return Response(MemberBenefitOutputSerializer(active_grants(member=member), many=True).data)

@@ -105,3 +105,22 @@ def test_300_members_qualifying_at_once_get_exactly_100():
     assert MemberBenefit.objects.filter(benefit__code="first-100").count() == 100
     assert Benefit.objects.get(code="first-100").granted_count == 100
     assert Member.objects.filter(tenant=tenant).count() == 300
+
+
+def test_member_benefits_lists_active_grants(api, tenant, program):
+    _benefit(tenant, program["gold"], "lounge", usage_limit=3, value={"visits": 3})
+    api.post("/api/v1/member", {"external_id": "ann"}, format="json")
+    assert api.get("/api/v1/member/ann/benefit").json() == []
+    api.put(TIER_URL, {"tier_type": program["gold"].tier_type.code, "tier": "gold", "reason": "VIP"}, format="json")
+    (grant,) = api.get("/api/v1/member/ann/benefit").json()
+    assert {k: grant[k] for k in ("benefit", "source", "source_ref", "status", "uses", "usage_limit", "value")} == {
+        "benefit": "lounge",
+        "source": "tier",
+        "source_ref": "gold",
+        "status": "active",
+        "uses": 0,
+        "usage_limit": 3,
+        "value": {"visits": 3},
+    }
+    api.put(TIER_URL, {"tier_type": program["gold"].tier_type.code, "tier": "member", "reason": "x"}, format="json")
+    assert api.get("/api/v1/member/ann/benefit").json() == []
