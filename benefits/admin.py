@@ -8,7 +8,6 @@ page again from the same POST, with the service's errors on the fields they name
 """
 
 import json
-from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -16,7 +15,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.html import format_html
 
 from benefits import services
@@ -39,6 +37,7 @@ from tenancy.service_admin import (
     error_messages,
     refused,
     unchanged,
+    window_display,
     with_service_errors,
 )
 from tiers.criteria import CriteriaError, format_criteria_text, parse_criteria_text, summarize_criterion
@@ -48,21 +47,6 @@ CRITERIA_HELP = (
     "<code>quantity:nights &gt;= 25</code>, <code>spend &gt;= 5000 window 365</code>, "
     "<code>attribute:country in TH, SG</code> (as in promotion rules)."
 )
-
-
-def _moment(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if timezone.is_aware(value) else str(value)
-
-
-def _window(start: datetime | None, end: datetime | None) -> str:
-    """'2026-03-01 00:00 → 2026-04-01 00:00', 'from …', 'until …', or 'always'."""
-    if start and end:
-        return f"{_moment(start)} → {_moment(end)}"
-    if start:
-        return f"from {_moment(start)}"
-    if end:
-        return f"until {_moment(end)}"
-    return "always"
 
 
 def _criteria_summary(criteria: Any) -> str:
@@ -424,7 +408,7 @@ class EventCodeAdmin(ServiceAdmin):
 
     @admin.display(description="window", ordering="valid_from")
     def window(self, obj: EventCode) -> str:
-        return _window(obj.valid_from, obj.valid_until)
+        return window_display(obj.valid_from, obj.valid_until)
 
     def save_service(self, request: HttpRequest, obj: EventCode) -> None:
         services.save_event_code(tenant=obj.tenant, event_code=obj, actor=request.user)

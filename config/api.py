@@ -55,6 +55,27 @@ def require_well_formed_body(request: Request) -> None:
     _ = request.data
 
 
+def scope_to_tenant(serializer: Any, fields: dict[str, Any], **querysets: Any) -> None:
+    """Point a serializer's named related fields (single or many) at the caller's tenant, so another
+    tenant's id is an ordinary "object does not exist" field error. Without a request (schema
+    generation) they keep an empty queryset, so nothing outside the tenant ever resolves."""
+    from rest_framework.relations import ManyRelatedField
+
+    def relation(field: Any) -> Any:
+        return field.child_relation if isinstance(field, ManyRelatedField) else field
+
+    for name, queryset in querysets.items():
+        if name in fields:
+            relation(fields[name]).queryset = queryset.none()
+    request = serializer.context.get("request")
+    if request is None or request.auth is None:
+        return
+    tenant = tenant_of(request)
+    for name, queryset in querysets.items():
+        if name in fields:
+            relation(fields[name]).queryset = queryset.filter(tenant=tenant)
+
+
 class TenantQuerysetMixin:
     """For generic views: ``get_queryset`` asks ``tenant_queryset(tenant)`` (a selector call) with the
     caller's tenant. ``queryset`` names the model for schema generation, which has no request."""

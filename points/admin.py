@@ -8,7 +8,6 @@ page again from the same POST, with the service's errors on the fields they name
 (``PointBucket``) are internal counters and have no page.
 """
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,6 @@ from django.contrib import admin
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from events.models import EVENT_TYPES
@@ -25,7 +23,7 @@ from points import services
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tenancy.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 from tenancy.selectors import tenants_for_user
-from tenancy.service_admin import REFUSALS, ServiceAdmin, ServiceForm, refused, unchanged
+from tenancy.service_admin import REFUSALS, ServiceAdmin, ServiceForm, refused, unchanged, window_display
 
 EVENT_TYPE_CHOICES = [(t, t) for t in EVENT_TYPES]
 WEEKDAY_CHOICES = list(enumerate(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]))
@@ -36,21 +34,6 @@ def _event_types_field(help_text: str) -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
         choices=EVENT_TYPE_CHOICES, required=False, widget=forms.CheckboxSelectMultiple, help_text=help_text
     )
-
-
-def _moment(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if timezone.is_aware(value) else str(value)
-
-
-def _window(start: datetime | None, end: datetime | None) -> str:
-    """'2026-03-01 00:00 → 2026-04-01 00:00', 'from …', 'until …', or 'always'."""
-    if start and end:
-        return f"{_moment(start)} → {_moment(end)}"
-    if start:
-        return f"from {_moment(start)}"
-    if end:
-        return f"until {_moment(end)}"
-    return "always"
 
 
 def _number(value: Any) -> str:
@@ -139,7 +122,7 @@ class PointConversionRuleAdmin(ServiceAdmin):
 
     @admin.display(description="effective", ordering="effective_from")
     def window(self, obj: PointConversionRule) -> str:
-        return _window(obj.effective_from, obj.effective_until)
+        return window_display(obj.effective_from, obj.effective_until)
 
     def save_service(self, request: HttpRequest, obj: PointConversionRule) -> None:
         services.save_conversion_rule(tenant=obj.tenant, rule=obj, actor=request.user)
@@ -209,7 +192,7 @@ class PointModifierAdmin(ServiceAdmin):
 
     @admin.display(description="window", ordering="starts_at")
     def window(self, obj: PointModifier) -> str:
-        return _window(obj.starts_at, obj.ends_at)
+        return window_display(obj.starts_at, obj.ends_at)
 
     def save_model(self, request: HttpRequest, obj: PointModifier, form: Any, change: bool) -> None:
         """One ``save_modifier`` call saves the modifier and its scope (one audit entry). The form's own

@@ -8,6 +8,7 @@ through ``save_model`` too, so reverts are service calls as well.
 """
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django import forms
@@ -19,6 +20,7 @@ from django.forms import BaseForm
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.services import snapshot
 from config.errors import DomainError
@@ -196,3 +198,18 @@ class ServiceAdmin(TenantScopedHistoryAdmin):
                 current_app=self.admin_site.name,
             )
             return HttpResponseRedirect(url)
+
+
+def _moment(value: datetime) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if timezone.is_aware(value) else str(value)
+
+
+def window_display(start: datetime | None, end: datetime | None) -> str:
+    """'2026-03-01 00:00 → 2026-04-01 00:00', 'from …', 'until …', or 'always' (list columns)."""
+    if start and end:
+        return f"{_moment(start)} → {_moment(end)}"
+    if start:
+        return f"from {_moment(start)}"
+    if end:
+        return f"until {_moment(end)}"
+    return "always"

@@ -12,13 +12,12 @@ object); a PATCH changes only the fields it names.
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from benefits.models import Benefit, CampaignBenefitMapping, EventCode, TierBenefitMapping
-from config.api import tenant_of
+from config.api import scope_to_tenant
 from tiers.api.serializers import CriteriaField, CriterionSerializer
 from tiers.models import Tier
 
@@ -59,25 +58,6 @@ EVENT_CODE_FIELDS = [
 ]
 TIMESTAMPS = ["created_at", "updated_at"]
 JSON_OBJECT_MESSAGE = "A JSON object."
-
-
-def _tenant_scoped(serializer: serializers.Serializer, fields: dict[str, Any], **querysets: QuerySet) -> None:
-    """Point the named related fields (single or many) at the caller's tenant. Without a request
-    (schema generation) they keep an empty queryset, so nothing outside the tenant ever resolves."""
-    for name, queryset in querysets.items():
-        if name in fields:
-            _relation(fields[name]).queryset = queryset.none()
-    request = serializer.context.get("request")
-    if request is None or request.auth is None:
-        return
-    tenant = tenant_of(request)
-    for name, queryset in querysets.items():
-        if name in fields:
-            _relation(fields[name]).queryset = queryset.filter(tenant=tenant)
-
-
-def _relation(field: serializers.Field) -> Any:
-    return field.child_relation if isinstance(field, serializers.ManyRelatedField) else field
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
@@ -149,7 +129,7 @@ class BenefitInputSerializer(serializers.ModelSerializer):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        _tenant_scoped(self, fields, components=Benefit.objects.all())
+        scope_to_tenant(self, fields, components=Benefit.objects.all())
         return fields
 
 
@@ -178,7 +158,7 @@ class TierBenefitInputSerializer(serializers.Serializer):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        _tenant_scoped(self, fields, benefit=Benefit.objects.all())
+        scope_to_tenant(self, fields, benefit=Benefit.objects.all())
         return fields
 
 
@@ -200,7 +180,7 @@ class CampaignBenefitInputSerializer(serializers.Serializer):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        _tenant_scoped(self, fields, benefit=Benefit.objects.all())
+        scope_to_tenant(self, fields, benefit=Benefit.objects.all())
         return fields
 
 
@@ -235,5 +215,5 @@ class EventCodeInputSerializer(serializers.ModelSerializer):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        _tenant_scoped(self, fields, tier=Tier.objects.all(), benefit=Benefit.objects.all())
+        scope_to_tenant(self, fields, tier=Tier.objects.all(), benefit=Benefit.objects.all())
         return fields

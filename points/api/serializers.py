@@ -12,10 +12,9 @@ object); a PATCH changes only the fields it names.
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
 from rest_framework import serializers
 
-from config.api import tenant_of
+from config.api import scope_to_tenant
 from events.models import EVENT_TYPES
 from points.models import ConfigStatus, PointConversionRule, PointModifier, PointPolicy
 from tiers.models import Tier, TierType
@@ -69,25 +68,6 @@ MODIFIER_FIELDS = [
 POLICY_FIELDS = ["welcome_points", "cap_per_event", "cap_per_day", "cap_per_week", "cap_per_month"]
 TIMESTAMPS = ["created_at", "updated_at"]
 WEEKDAYS_MESSAGE = "A list of weekdays from 0 (Monday) to 6 (Sunday)."
-
-
-def _tenant_scoped(serializer: serializers.Serializer, fields: dict[str, Any], **querysets: QuerySet) -> None:
-    """Point the named related fields (single or many) at the caller's tenant. Without a request
-    (schema generation) they keep an empty queryset, so nothing outside the tenant ever resolves."""
-    for name, queryset in querysets.items():
-        if name in fields:
-            _relation(fields[name]).queryset = queryset.none()
-    request = serializer.context.get("request")
-    if request is None or request.auth is None:
-        return
-    tenant = tenant_of(request)
-    for name, queryset in querysets.items():
-        if name in fields:
-            _relation(fields[name]).queryset = queryset.filter(tenant=tenant)
-
-
-def _relation(field: serializers.Field) -> Any:
-    return field.child_relation if isinstance(field, serializers.ManyRelatedField) else field
 
 
 def _event_types_field(**kwargs: Any) -> serializers.ListField:
@@ -160,7 +140,7 @@ class ConversionRuleInputSerializer(serializers.ModelSerializer):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        _tenant_scoped(self, fields, tier_type=TierType.objects.all())
+        scope_to_tenant(self, fields, tier_type=TierType.objects.all())
         return fields
 
 
@@ -214,7 +194,7 @@ class ModifierInputSerializer(serializers.ModelSerializer):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        _tenant_scoped(self, fields, rules=PointConversionRule.objects.all(), tiers=Tier.objects.all())
+        scope_to_tenant(self, fields, rules=PointConversionRule.objects.all(), tiers=Tier.objects.all())
         return fields
 
 

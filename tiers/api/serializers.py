@@ -11,11 +11,10 @@ object); a PATCH changes only the fields it names.
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api import tenant_of
+from config.api import scope_to_tenant
 from tiers.criteria import OPERATORS, CriteriaError, normalize_criteria
 from tiers.models import PromotionRule, Tier, TierType
 
@@ -65,18 +64,6 @@ RULE_FIELDS = [
     "description",
 ]
 TIMESTAMPS = ["created_at", "updated_at"]
-
-
-def _tenant_scoped(serializer: serializers.Serializer, fields: dict[str, Any], **querysets: QuerySet) -> None:
-    """Point the named related fields at the caller's tenant. Without a request (schema generation)
-    they keep an empty queryset, so nothing outside the tenant ever resolves."""
-    request = serializer.context.get("request")
-    if request is None or request.auth is None:
-        return
-    tenant = tenant_of(request)
-    for name, queryset in querysets.items():
-        if name in fields:
-            fields[name].queryset = queryset.filter(tenant=tenant)
 
 
 # --- criteria -------------------------------------------------------------------------------------
@@ -200,5 +187,5 @@ class PromotionRuleInputSerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         fields["tier_type"].queryset = TierType.objects.none()
         fields["target_tier"].queryset = Tier.objects.none()
-        _tenant_scoped(self, fields, tier_type=TierType.objects.all(), target_tier=Tier.objects.all())
+        scope_to_tenant(self, fields, tier_type=TierType.objects.all(), target_tier=Tier.objects.all())
         return fields
