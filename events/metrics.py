@@ -35,12 +35,24 @@ def contributions(
     to a product or partner read (DOMAIN §1)."""
     base = base_contributions(event, tenant, original=original, points=points)
     source = original if event.type == "refund" and original is not None else event
-    scopes = {metric_scope(p, q) for p in {"", source.product} for q in {"", source.partner}} - {""}
     out = dict(base)
-    for suffix in scopes:
+    for suffix in _scopes(source):
         for (day, metric), value in base.items():
             out[(day, metric + suffix)] = value
     return out
+
+
+def _scopes(event: MemberEvent) -> set[str]:
+    return {metric_scope(p, q) for p in {"", event.product} for q in {"", event.partner}} - {""}
+
+
+def points_contributions(event: MemberEvent, tenant: Tenant, points: int) -> Contributions:
+    """A later change to what a qualifying ``event`` earned (an adjustment, a rollback): ``points`` and
+    its scoped copies on the event's day."""
+    if not event.qualifying or not points:
+        return {}
+    day = local_date(event.occurred_at, tenant)
+    return {(day, "points" + suffix): Decimal(points) for suffix in {"", *_scopes(event)}}
 
 
 def base_contributions(

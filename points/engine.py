@@ -22,11 +22,11 @@ Choices where DOMAIN.md is silent (each is tested):
   bit: ``rule:event``, ``rule:day``, …, ``global:month``, ``pool:<modifier code>``.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, MutableMapping, Sequence
 from datetime import datetime, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-from points.types import AppliedModifier, Award, ConversionRuleSpec, ModifierSpec, PointEvent, Policy
+from points.types import AppliedModifier, Award, CapShare, ConversionRuleSpec, ModifierSpec, PointEvent, Policy
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -102,6 +102,15 @@ def round_points(value: Decimal, mode: str) -> int:
     return int(value.to_integral_value(_ROUNDING[mode]))
 
 
+def _tightest(points: int, limits: list[tuple[int, str]]) -> tuple[int, str | None]:
+    """``points`` cut to the smallest limit (never below zero), and the name of that limit if it cut."""
+    for limit, name in sorted(limits, key=lambda item: item[0]):
+        if max(0, limit) < points:
+            return max(0, limit), name
+        break
+    return points, None
+
+
 def calculate(
     *,
     rules: Sequence[ConversionRuleSpec],
@@ -154,20 +163,19 @@ def calculate(
             limits.append((rule.cap_per_event, "rule:event"))
         if global_event_left is not None:
             limits.append((global_event_left, "global:event"))
+        demand, capped_by = _tightest(points, limits)
+        periods: list[tuple[int, str]] = []
         for period in PERIODS:
             cap = getattr(rule, f"cap_per_{period}")
             if cap is not None:
-                limits.append((cap - used.get(f"rule:{rule.id}:{period}", 0), f"rule:{period}"))
+                periods.append((cap - used.get(f"rule:{rule.id}:{period}", 0), f"rule:{period}"))
             gcap = getattr(policy, f"cap_per_{period}")
             if gcap is not None:
-                limits.append(
+                periods.append(
                     (gcap - used.get(f"global:{period}", 0) - taken.get(f"global:{period}", 0), f"global:{period}")
                 )
-        capped_by = None
-        for limit, name in sorted(limits, key=lambda item: item[0]):
-            if max(0, limit) < points:
-                points, capped_by = max(0, limit), name
-            break
+        points, period_cap = _tightest(demand, periods)
+        capped_by = period_cap or capped_by
         if pooled:
             granted_uplift = max(0, points - plain)
             pool_used = {m.id: min(pool_used[m.id], granted_uplift) for m in pooled}
@@ -188,6 +196,23 @@ def calculate(
                 points=points,
                 capped_by=capped_by,
                 pool_used=pool_used,
+                demand=demand,
             )
         )
     return tuple(awards)
+
+
+def allocate(
+    shares: Sequence[CapShare], caps: Mapping[str, int], used: MutableMapping[str, int]
+) -> dict[Hashable, tuple[int, str | None]]:
+    """Period caps allocated in the order given (``occurred_at`` order): each share gets its demand cut
+    to what its capped buckets have left after the shares before it; ``used`` (what the buckets hold
+    apart from these shares) grows as it goes. → key → (points, the allowance that cut it)."""
+    result: dict[Hashable, tuple[int, str | None]] = {}
+    for share in shares:
+        limits = [(caps[key] - used.get(key, 0), name) for name, key in share.buckets if key in caps]
+        points, capped_by = _tightest(share.demand, limits)
+        for _, key in share.buckets:
+            used[key] = used.get(key, 0) + points
+        result[share.key] = (points, capped_by)
+    return result

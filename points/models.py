@@ -214,6 +214,8 @@ class PointTransaction(models.Model):
     tier_multiplier = models.DecimalField(max_digits=6, decimal_places=2, default=1)
     modifiers = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
     uncapped = models.BigIntegerField(default=0)
+    # An earn's points before the day/week/month caps: what in-order cap allocation hands out.
+    demand = models.BigIntegerField(null=True, blank=True)
     points = models.BigIntegerField()
     capped_by = models.CharField(max_length=80, blank=True)
     reversal_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals")

@@ -26,15 +26,16 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 
 from audit.services import record_audit
-from events.metrics import add_contributions, local_date
+from events.metrics import add_contributions, points_contributions
 from events.models import MemberEvent
 from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
+from points.caps import add_to_buckets, award_buckets, bucket_keys, bucket_names
 from points.engine import calculate
 from points.models import PointTransaction
 from points.selectors import point_specs
-from points.services import _add_to_buckets, bucket_keys, bucket_names, point_event
+from points.services import point_event
 from tenancy.models import Tenant
 from tiers.models import MemberTierChange, Tier
 
@@ -114,7 +115,7 @@ def _recalculate_member(
     events = list(
         MemberEvent.objects.filter(member=member, counted=True, occurred_at__gte=start_at, occurred_at__lt=end_at)
         .exclude(type="refund")
-        .order_by("occurred_at", "id")
+        .order_by("occurred_at", "event_id", "id")
     )
     changes = list(MemberTierChange.objects.filter(member=member).select_related("to_tier").order_by("at", "id"))
     awarded: dict[tuple[int, int | None], int] = defaultdict(int)
@@ -158,7 +159,7 @@ def _recalculate_member(
         share = event.refunded_amount / event.amount if event.amount else Decimal(0)
         should: dict[int | None, int] = {}
         for award in awards:
-            for key in (*bucket_names(award.rule_id, keys).values(), *bucket_names(None, keys).values()):
+            for key in award_buckets(award.rule_id, keys):
                 used[key] += award.points
             refunded = int((Decimal(award.points) * share).to_integral_value(ROUND_FLOOR))
             should[award.rule_id] = award.points - refunded
@@ -197,11 +198,11 @@ def _recalculate_member(
     metrics: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
     for a in member_adjustments:
         keys = bucket_keys(a["event"].occurred_at, tz)
-        for key in (*bucket_names(a["rule_id"], keys).values(), *bucket_names(None, keys).values()):
+        for key in award_buckets(a["rule_id"], keys):
             buckets[key] += a["difference"]
-        if a["event"].qualifying:
-            metrics[(local_date(a["event"].occurred_at, tenant), "points")] += a["difference"]
-    _add_to_buckets(tenant=tenant, member=member, values=dict(buckets))
+        for day_metric, value in points_contributions(a["event"], tenant, a["difference"]).items():
+            metrics[day_metric] += value
+    add_to_buckets(tenant=tenant, member=member, values=dict(buckets))
     add_contributions(tenant=tenant, member=member, values=dict(metrics))
     total = sum(a["difference"] for a in member_adjustments)
     record_audit(

@@ -1,17 +1,17 @@
 """Writes of the points context: configuration of conversion rules, modifiers and the tenant's point
 policy (validated, audited, bumping ``config_version`` through ``tenancy.services``).
 
-And the ledger: points awarded by events (at the tiers held before the event), reversed by refunds,
-granted at registration. Retroactive recalculation and rollback come later in issue 5.
+And the ledger: points awarded by events (at the tiers held before the event, caps allocated in
+``occurred_at`` order by ``points.caps``), reversed by refunds and rollbacks, granted at registration.
+Retroactive recalculation is ``points.recalculation``.
 """
 
 from collections.abc import Iterable
-from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Sum
 
 from config.errors import Conflict, Invalid
@@ -19,6 +19,7 @@ from config.tracing import current_request_id
 from events.models import MemberEvent
 from events.outbox import emit
 from members.models import Member
+from points.caps import add_to_buckets, award_buckets, bucket_keys, bucket_names, cut_by_period, reallocate_after
 from points.engine import calculate
 from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from points.selectors import point_specs
@@ -110,37 +111,6 @@ def save_point_policy(*, tenant: Tenant, changes: dict[str, Any], actor: Any) ->
 
 
 # --- the ledger -----------------------------------------------------------------------------------
-def bucket_keys(at: datetime, tz: ZoneInfo) -> dict[str, str]:
-    """The cap buckets of an instant, in tenant time: day, ISO week, month."""
-    local = at.astimezone(tz).date()
-    year, week, _ = local.isocalendar()
-    return {"day": local.isoformat(), "week": f"{year}-W{week:02d}", "month": f"{local.year}-{local.month:02d}"}
-
-
-def _add_to_buckets(*, tenant: Tenant, member: Member, values: dict[str, int]) -> None:
-    """Atomic multi-row upsert of bucket totals (the caller holds the member's lock)."""
-    rows = [(key, value) for key, value in values.items() if value]
-    if not rows:
-        return
-    table = PointBucket._meta.db_table
-    params: list[int | str] = []
-    for key, value in rows:
-        params += [tenant.pk, member.pk, key, value]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (tenant_id, member_id, key, total) VALUES "  # noqa: S608
-            + ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-            + f" ON CONFLICT (member_id, key) DO UPDATE SET total = {table}.total + EXCLUDED.total",
-            params,
-        )
-
-
-def bucket_names(rule_id: int | None, keys: dict[str, str]) -> dict[str, str]:
-    """Engine allowance name → stored bucket key, for one rule (or the global buckets with None)."""
-    owner = f"rule:{rule_id}" if rule_id is not None else "global"
-    return {f"{owner}:{period}": f"{owner}:{period}:{key}" for period, key in keys.items()}
-
-
 def _transaction_view(tx: PointTransaction, rule_code: str | None) -> dict[str, Any]:
     return {
         "id": tx.pk,
@@ -214,6 +184,17 @@ def award_event_points(
     awards = tuple(a for a in awards if a.uncapped or a.points)
     if not awards:
         return 0, []
+    if any(cut_by_period(a) for a in awards) and not any(a.pool_used for a in awards):
+        awards, _ = reallocate_after(
+            tenant=tenant,
+            member=member,
+            event=event,
+            awards=awards,
+            rules=rules,
+            policy=policy,
+            pooled_codes=[m.code for m in mods if m.campaign_total is not None],
+            tz=tz,
+        )
     codes = {r.id: r.code for r in rules}
     transactions = PointTransaction.objects.bulk_create(
         PointTransaction(
@@ -228,6 +209,7 @@ def award_event_points(
                 {"code": m.code, "multiplier": str(m.multiplier), "bonus_points": m.bonus_points} for m in a.modifiers
             ],
             uncapped=a.uncapped,
+            demand=a.demand,
             points=a.points,
             capped_by=a.capped_by or "",
             occurred_at=event.occurred_at,
@@ -237,12 +219,12 @@ def award_event_points(
     )
     increments: dict[str, int] = {}
     for award in awards:
-        for key in (*bucket_names(award.rule_id, keys).values(), *bucket_names(None, keys).values()):
+        for key in award_buckets(award.rule_id, keys):
             increments[key] = increments.get(key, 0) + award.points
         for modifier_id, taken in award.pool_used.items():
             if taken:
                 PointModifier.objects.filter(pk=modifier_id).update(pool_used=F("pool_used") + taken)
-    _add_to_buckets(tenant=tenant, member=member, values=increments)
+    add_to_buckets(tenant=tenant, member=member, values=increments)
     total = sum(a.points for a in awards)
     views = [_transaction_view(tx, codes.get(tx.rule_id or 0)) for tx in transactions]
     emit(
@@ -294,12 +276,12 @@ def reverse_refunded_points(
                 correlation_id=current_request_id(),
             )
         )
-        for key in (*bucket_names(tx.rule_id, keys).values(), *bucket_names(None, keys).values()):
+        for key in award_buckets(tx.rule_id, keys):
             decrements[key] = decrements.get(key, 0) - amount
     if not reversals:
         return 0, []
     PointTransaction.objects.bulk_create(reversals)
-    _add_to_buckets(tenant=tenant, member=member, values=decrements)
+    add_to_buckets(tenant=tenant, member=member, values=decrements)
     total = sum(tx.points for tx in reversals)
     views = [_transaction_view(tx, None) for tx in reversals]
     emit(
@@ -342,7 +324,7 @@ def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: A
     buckets and the points metric given back, audited, with a ``points.reverted`` message. A
     transaction that is already fully reversed, or is itself a reversal, is refused (409)."""
     from audit.services import record_audit
-    from events.metrics import add_contributions, local_date
+    from events.metrics import add_contributions, points_contributions
     from members.locks import lock_member
 
     if not reason.strip():
@@ -367,14 +349,10 @@ def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: A
     )
     if tx.kind == PointTransaction.Kind.EARN:
         keys = bucket_keys(tx.occurred_at, ZoneInfo(tenant.timezone))
-        decrements = dict.fromkeys(
-            (*bucket_names(tx.rule_id, keys).values(), *bucket_names(None, keys).values()), -left
-        )
-        _add_to_buckets(tenant=tenant, member=member, values=decrements)
-        if tx.event is not None and tx.event.qualifying and tx.event.counted:
-            add_contributions(
-                tenant=tenant, member=member, values={(local_date(tx.occurred_at, tenant), "points"): Decimal(-left)}
-            )
+        decrements = dict.fromkeys(award_buckets(tx.rule_id, keys), -left)
+        add_to_buckets(tenant=tenant, member=member, values=decrements)
+        if tx.event is not None and tx.event.counted:
+            add_contributions(tenant=tenant, member=member, values=points_contributions(tx.event, tenant, -left))
     record_audit(
         tenant=tenant,
         actor=actor,

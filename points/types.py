@@ -1,7 +1,7 @@
 """Plain data the points engine works on (DOMAIN §4): conversion rules, modifiers, the event, the
 allowances its caps leave, and the awards that come out. Frozen dataclasses, Decimal throughout."""
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -97,3 +97,14 @@ class Award:
     points: int
     capped_by: str | None = None
     pool_used: Mapping[int, int] = field(default_factory=dict)  # modifier id → points taken from its pool
+    demand: int = 0  # the points before the day/week/month caps (after the per-event caps and pools)
+
+
+@dataclass(frozen=True)
+class CapShare:
+    """One award as the in-order cap allocation sees it: its demand and the period buckets it draws on,
+    as (allowance name, bucket key) pairs: ``("rule:week", "rule:7:week:2026-W10")``."""
+
+    key: Hashable
+    demand: int
+    buckets: tuple[tuple[str, str], ...]

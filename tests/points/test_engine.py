@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from points.engine import base_points, calculate, rule_matches
-from points.types import ConversionRuleSpec, ModifierSpec, PointEvent, Policy
+from points.engine import allocate, base_points, calculate, rule_matches
+from points.types import CapShare, ConversionRuleSpec, ModifierSpec, PointEvent, Policy
 
 TZ = ZoneInfo("Asia/Bangkok")
 D = Decimal
@@ -210,6 +210,31 @@ def test_the_smallest_allowance_is_the_one_named():
     spec = rule(base="per_event", points_per_unit=1000, cap_per_event=900, cap_per_day=950)
     (award,) = points([spec], used={"rule:1:day": 200})
     assert (award.points, award.capped_by) == (750, "rule:day")
+
+
+def test_demand_is_the_award_before_period_caps():
+    spec = rule(base="per_event", points_per_unit=1000, cap_per_event=900, cap_per_day=950)
+    (award,) = points([spec], used={"rule:1:day": 200})
+    assert (award.demand, award.points) == (900, 750)
+    (free,) = points([spec])
+    assert (free.demand, free.points, free.capped_by) == (900, 900, "rule:event")
+
+
+def test_allocate_gives_each_share_what_its_buckets_have_left_in_order():
+    """Day cap 1,000 in a week cap 1,500: Monday's 1,000 first, Tuesday gets the week's last 500,
+    Wednesday nothing; the uncapped month bucket only counts."""
+
+    def share(key, day, demand):
+        return CapShare(key, demand, (("rule:day", f"d{day}"), ("rule:week", "w"), ("rule:month", "m")))
+
+    used = {"w": 0}
+    result = allocate(
+        [share("mon", 1, 1000), share("tue", 2, 1000), share("wed", 3, 300)],
+        {"d1": 1000, "d2": 1000, "d3": 1000, "w": 1500},
+        used,
+    )
+    assert result == {"mon": (1000, None), "tue": (500, "rule:week"), "wed": (0, "rule:week")}
+    assert used == {"d1": 1000, "d2": 500, "d3": 0, "w": 1500, "m": 1500}
 
 
 def test_campaign_pool_limits_only_the_campaigns_uplift():

@@ -125,6 +125,58 @@ def test_daily_cap_in_tenant_time(api, tenant, program, ann):
 
 
 @pytest.mark.django_db
+def test_a_late_event_takes_its_share_first_and_later_days_are_adjusted(api, tenant, program, ann):
+    """Day cap 1,000 inside week cap 1,500 (DOMAIN §4.4), caps allocated in ``occurred_at`` order:
+    Tuesday's 1,000 points are posted first; Monday's purchase arrives late and, occurring first, takes
+    its full 1,000, so Tuesday is adjusted down to what the week has left (500)."""
+    rule = _rule(tenant, None, cap_per_day=1000, cap_per_week=1500)
+    bangkok = timezone.get_fixed_timezone(420)
+    today = timezone.now().astimezone(bangkok)
+    monday = (today - timedelta(days=today.weekday() + 7)).replace(hour=12, minute=0, second=0, microsecond=0)
+    tuesday = monday + timedelta(days=1)
+    first = api.post(URL, buy("tue", "100.00", when=tuesday), format="json").json()["points"]
+    late = api.post(URL, buy("mon", "100.00", when=monday), format="json").json()["points"]
+
+    assert (first["total"], first["transactions"][0]["capped_by"]) == (1000, None)
+    assert (late["total"], late["transactions"][0]["points"], late["transactions"][0]["capped_by"]) == (
+        1000,
+        1000,
+        None,
+    )
+    tue = MemberEvent.objects.get(event_id="tue")
+    adjustment = PointTransaction.objects.get(kind="adjustment")
+    assert (adjustment.event_id, adjustment.rule_id, adjustment.points, adjustment.capped_by) == (
+        tue.pk,
+        rule.pk,
+        -500,
+        "rule:week",
+    )
+    week = f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}"
+    buckets = dict(
+        PointBucket.objects.filter(member=ann, key__startswith=f"rule:{rule.pk}:")
+        .exclude(key__contains=":month:")  # Monday and Tuesday may straddle a month
+        .values_list("key", "total")
+    )
+    assert buckets == {
+        f"rule:{rule.pk}:day:{monday.date()}": 1000,
+        f"rule:{rule.pk}:day:{tuesday.date()}": 500,
+        f"rule:{rule.pk}:week:{week}": 1500,
+    }
+    points_by_day = {
+        str(day): value / MetricDay.SCALE
+        for day, value in MetricDay.objects.filter(member=ann, metric="points").values_list("day", "value")
+    }
+    assert points_by_day == {str(monday.date()): 1000, str(tuesday.date()): 500}
+    message = OutboxMessage.objects.filter(type="points.adjusted").get()
+    assert (message.data["caused_by"], message.data["total"]) == ("mon", -500)
+    assert [t["event_id"] for t in message.data["transactions"]] == ["tue"]
+    # Wednesday: its day is empty but the week is full, so it gets nothing and nothing else moves.
+    again = api.post(URL, buy("wed", "10.00", when=monday + timedelta(days=2)), format="json").json()["points"]
+    assert (again["total"], again["transactions"][0]["capped_by"]) == (0, "rule:week")
+    assert PointTransaction.objects.filter(kind="adjustment").count() == 1
+
+
+@pytest.mark.django_db
 def test_refunds_reverse_pro_rata_and_never_more_than_awarded(api, tenant, program, ann):
     _rule(tenant, None)
     api.post(URL, buy("buy", "100.00"), format="json")  # 1000 points
