@@ -140,6 +140,7 @@ CELERY_TASK_ROUTES = {
 }
 # Periodic jobs (django-celery-beat installs these in its tables; editable in the admin).
 CELERY_BEAT_SCHEDULE = {
+    "deliver-outbox": {"task": "events.deliver_outbox", "schedule": env.float("OUTBOX_RELAY_INTERVAL", default=5.0)},
     "sweep-received-events": {"task": "events.sweep_received", "schedule": 60.0},
     "review-tiers": {"task": "tiers.review", "schedule": crontab(minute=15, hour="*/6")},
     "purge-idempotency-keys": {"task": "tenancy.purge_idempotency_keys", "schedule": crontab(minute=5)},
@@ -148,6 +149,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Outbox delivery (DOMAIN §8) ------------------------------------------------------------------
+# Retries double from OUTBOX_RETRY_BASE seconds (±20 % jitter) up to OUTBOX_RETRY_CAP; after
+# OUTBOX_MAX_ATTEMPTS a delivery is dead. 5 s doubling to a 12 h cap over 19 attempts ≈ 3 days in all.
+OUTBOX_RETRY_BASE = env.float("OUTBOX_RETRY_BASE", default=5.0)
+OUTBOX_RETRY_CAP = env.float("OUTBOX_RETRY_CAP", default=12 * 3600.0)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=19)
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=60.0)
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)
+# Webhook URLs may not reach private, loopback or link-local addresses unless this is set (tests do).
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+# Messages are published to the broker's topic exchange when a real broker is configured.
+BROKER_PUBLISH = env.bool("BROKER_PUBLISH", default=not CELERY_TASK_ALWAYS_EAGER)
+BROKER_EXCHANGE = env.str("BROKER_EXCHANGE", default="privilege.events")
 
 # --- Auth -----------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -5,8 +5,10 @@ import uuid
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
+from tenancy.history import tracked
 from tenancy.models import Tenant
 
 # DOMAIN.md §8: the messages this service emits.
@@ -25,9 +27,10 @@ MESSAGE_TYPES = (
 
 class OutboxMessage(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending"
+        PENDING = "pending", "pending (not yet fanned out)"
+        DISPATCHED = "dispatched", "dispatched (deliveries under way)"
         DELIVERED = "delivered"
-        DEAD = "dead"
+        DEAD = "dead", "dead (a delivery gave up; replayable)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
@@ -170,3 +173,82 @@ class MetricDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.day} {self.metric}={self.value / self.SCALE}"
+
+
+class WebhookSubscription(models.Model):
+    """A tenant's webhook endpoint (DOMAIN §8): the messages of ``event_types`` (all when empty) are
+    POSTed to ``url``, signed per the Standard Webhooks spec with ``secret`` (and, during a rotation,
+    also with ``previous_secret`` until ``previous_secret_expires_at``)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, blank=True, help_text="Message types; empty = every type.")
+    secret = models.CharField(max_length=100, help_text="whsec_ + base64 of the signing key.")
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = tracked(excluded_fields=["secret", "previous_secret"])
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, message_type: str) -> bool:
+        return self.active and (not self.event_types or message_type in self.event_types)
+
+
+class Delivery(models.Model):
+    """One outbox message to one destination, retried on its own schedule until delivered or dead.
+    Unique per message and subscription (webhooks) or destination (the others), so fanning a message
+    out twice adds nothing."""
+
+    class Destination(models.TextChoices):
+        WEBHOOK = "webhook"
+        BROKER = "broker", "message broker"
+        IAM = "iam", "IAM"
+        POINT_SERVICE = "point_service", "Point Service"
+        NOTIFICATION = "notification", "Notification service"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        DEAD = "dead", "dead (replayable)"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.CharField(max_length=16, choices=Destination.choices)
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "subscription"],
+                condition=Q(subscription__isnull=False),
+                name="uniq_webhook_delivery",
+            ),
+            models.UniqueConstraint(
+                fields=["message", "destination"], condition=Q(subscription__isnull=True), name="uniq_service_delivery"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} → {self.destination} ({self.status})"

@@ -1,5 +1,6 @@
 """The transactional outbox primitive: services call :func:`emit` inside their transaction; the message
-commits with the change or not at all. Delivery (the relay) comes in a later issue."""
+commits with the change or not at all; once it commits, the relay (``events.relay``) is kicked to
+deliver it."""
 
 from datetime import datetime
 from typing import Any
@@ -53,4 +54,14 @@ def emit(
     if occurred_at is not None:
         message.occurred_at = occurred_at
     message.save(force_insert=True)
+    _kick_relay_on_commit()
     return message
+
+
+def _kick_relay_on_commit() -> None:
+    """One relay kick per outermost transaction, however many messages it writes."""
+    from events.relay import kick
+
+    connection = transaction.get_connection()
+    if not any(callback is kick for _, callback, _ in connection.run_on_commit):
+        transaction.on_commit(kick, robust=True)

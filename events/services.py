@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from benefits.campaigns import grant_campaign_benefits
 from benefits.services import sync_tier_benefits
 from config.errors import DomainError, IdempotencyConflict, Invalid
 from config.tracing import current_request_id
@@ -256,6 +257,7 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
     tier_changes: list[dict[str, Any]] = []
     points: dict[int, tuple[int, list[dict[str, Any]]]] = {}
     benefit_changes: dict[str, list] = {}
+    campaign: dict[int, dict[str, list]] = {}  # an event's own campaign grants
     note = ""
     if member.status != Member.Status.ACTIVE:
         note = f"member {member.status}: stored, earns nothing, moves no tier"
@@ -298,6 +300,15 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
         )
         if tier_changes:
             benefit_changes = sync_tier_benefits(tenant=tenant, member=member, actor=f"system:event:{events[-1].ref}")
+        for event in events:
+            if event.campaign_code and event.type != "refund":
+                campaign[id(event)] = grant_campaign_benefits(
+                    tenant=tenant,
+                    member=member,
+                    campaign_code=event.campaign_code,
+                    actor=f"system:event:{event.ref}",
+                    now=now,
+                )
     for event in events:
         event.status = MemberEvent.Status.PROCESSED
         event.processed_at = now
@@ -308,8 +319,16 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
             tier_changes=tier_changes if last else [],
             note=note,
             points=points.get(id(event)),
-            benefits=benefit_changes if last else {},
+            benefits=_merge(benefit_changes if last else {}, campaign.get(id(event), {})),
         )
+
+
+def _merge(*changes: dict[str, list]) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for change in changes:
+        for key, codes in change.items():
+            out.setdefault(key, []).extend(codes)
+    return out
 
 
 def _benefits_block(changes: dict[str, list]) -> dict[str, list]:

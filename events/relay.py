@@ -1,0 +1,248 @@
+"""The outbox relay (DOMAIN §8): at-least-once delivery of every outbox message to each destination,
+with stable ids so receivers get exactly-once effects.
+
+Two steps, each safe to run in any number of workers at once:
+
+1. **Fan-out** — claim ``pending`` messages (``SELECT … FOR UPDATE SKIP LOCKED``) and create one
+   :class:`~events.models.Delivery` per destination: each active webhook subscription wanting the
+   type, the broker (when ``BROKER_PUBLISH``), and each configured service adapter that wants it
+   (``events.integrations``). The message becomes ``dispatched`` (``delivered`` at once if nobody
+   wants it).
+2. **Delivery** — claim due deliveries with ``SKIP LOCKED`` and lease them (``next_attempt_at`` moves
+   ``OUTBOX_LEASE_SECONDS`` ahead and ``attempts`` grows, committed before any I/O), attempt each
+   outside the transaction, then record the outcome: delivered; retried after a doubling backoff with
+   jitter (``OUTBOX_RETRY_BASE`` … ``OUTBOX_RETRY_CAP``); ``dead`` after ``OUTBOX_MAX_ATTEMPTS`` or a
+   final answer. A worker killed mid-attempt leaves a lease that simply expires, and the delivery is
+   attempted again with the same id.
+
+A message is ``delivered`` once all its deliveries are, ``dead`` once none is pending and one is dead.
+Dead deliveries are replayable (:func:`replay_message`), from the API and the admin.
+"""
+
+import logging
+import random
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from events.models import Delivery, OutboxMessage, WebhookSubscription
+from events.webhooks import Outcome
+from tenancy.models import Tenant
+
+logger = logging.getLogger("privilege.outbox")
+_rng = random.Random()  # noqa: S311 - jitter, not security
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: base × 2^(attempts-1), capped, ±20 % jitter."""
+    jitter = (rng or _rng).uniform(0.8, 1.2)
+    seconds = min(settings.OUTBOX_RETRY_CAP, settings.OUTBOX_RETRY_BASE * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=seconds * jitter)
+
+
+def fan_out(*, limit: int = 500, now: datetime | None = None) -> int:
+    """Step 1 for up to ``limit`` pending messages; returns how many were fanned out."""
+    from events.integrations import service_adapters
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        messages = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now)
+            .order_by("created_at", "sequence")[:limit]
+        )
+        if not messages:
+            return 0
+        subscriptions: dict[int, list[WebhookSubscription]] = {}
+        for sub in WebhookSubscription.objects.filter(tenant_id__in={m.tenant_id for m in messages}, active=True):
+            subscriptions.setdefault(sub.tenant_id, []).append(sub)
+        adapters = service_adapters()
+        deliveries: list[Delivery] = []
+        wanted: set[Any] = set()
+        for message in messages:
+            targets = [
+                Delivery(tenant_id=message.tenant_id, message=message, destination="webhook", subscription=sub)
+                for sub in subscriptions.get(message.tenant_id, [])
+                if sub.wants(message.type)
+            ]
+            if settings.BROKER_PUBLISH:
+                targets.append(Delivery(tenant_id=message.tenant_id, message=message, destination="broker"))
+            targets += [
+                Delivery(tenant_id=message.tenant_id, message=message, destination=adapter.destination)
+                for adapter in adapters
+                if adapter.wants(message)
+            ]
+            for target in targets:
+                target.next_attempt_at = now
+            if targets:
+                wanted.add(message.pk)
+            deliveries += targets
+        Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+        OutboxMessage.objects.filter(pk__in=wanted).update(status=OutboxMessage.Status.DISPATCHED)
+        OutboxMessage.objects.filter(pk__in={m.pk for m in messages} - wanted).update(
+            status=OutboxMessage.Status.DELIVERED, delivered_at=now
+        )
+    return len(messages)
+
+
+def claim(*, limit: int = 100, now: datetime | None = None) -> list[Delivery]:
+    """Lease up to ``limit`` due deliveries to this worker (committed before any attempt)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Delivery.objects.filter(pk__in=ids).update(
+            attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+        )
+    return list(
+        Delivery.objects.filter(pk__in=ids).select_related("message", "message__tenant", "subscription").order_by("id")
+    )
+
+
+def attempt(delivery: Delivery, now: datetime) -> Outcome:
+    """One attempt at the delivery's destination (no transaction held)."""
+    from events import broker, webhooks
+    from events.integrations import adapter_for
+
+    if delivery.destination == Delivery.Destination.WEBHOOK:
+        subscription = delivery.subscription
+        if subscription is None or not subscription.active:
+            return Outcome("dead", error="the subscription is disabled or deleted")
+        return webhooks.send(subscription, delivery.message, now)
+    if delivery.destination == Delivery.Destination.BROKER:
+        return broker.publish(delivery.message)
+    adapter = adapter_for(delivery.destination)
+    if adapter is None:
+        return Outcome("dead", error=f"{delivery.destination} is not configured any more")
+    return adapter.send(delivery, now)
+
+
+def record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
+    """Store an attempt's outcome; the caller settles the message afterwards (:func:`settle`)."""
+    fields: dict[str, Any] = {"last_status_code": outcome.status_code, "last_error": outcome.error}
+    if outcome.kind == "delivered":
+        fields |= {"status": Delivery.Status.DELIVERED, "delivered_at": now, "last_error": ""}
+    elif outcome.kind == "retry" and delivery.attempts < settings.OUTBOX_MAX_ATTEMPTS:
+        fields |= {"next_attempt_at": now + backoff(delivery.attempts)}
+    else:
+        fields |= {"status": Delivery.Status.DEAD}
+        if outcome.kind == "retry":
+            fields["last_error"] = f"gave up after {delivery.attempts} attempts; last: {outcome.error}"
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(**fields)
+        if outcome.kind == "gone" and delivery.subscription_id is not None:
+            WebhookSubscription.objects.filter(pk=delivery.subscription_id).update(
+                active=False, disabled_reason=f"410 Gone at {now.isoformat(timespec='seconds')}"
+            )
+    if outcome.kind != "delivered":
+        logger.warning(
+            "delivery attempt failed",
+            extra={
+                "delivery": delivery.pk,
+                "destination": delivery.destination,
+                "attempt": delivery.attempts,
+                "outcome": outcome.kind,
+                "error": outcome.error[:200],
+            },
+        )
+
+
+def settle(message_ids: set[Any], now: datetime | None = None) -> None:
+    """Messages whose deliveries are all finished become delivered, or dead if one is dead. Run after
+    the deliveries' own commits, so concurrent workers finishing sibling deliveries cannot both miss."""
+    now = now or timezone.now()
+    for message_id in message_ids:
+        statuses = set(Delivery.objects.filter(message_id=message_id).values_list("status", flat=True))
+        if Delivery.Status.PENDING in statuses:
+            continue
+        dead = Delivery.Status.DEAD in statuses
+        OutboxMessage.objects.filter(pk=message_id, status=OutboxMessage.Status.DISPATCHED).update(
+            status=OutboxMessage.Status.DEAD if dead else OutboxMessage.Status.DELIVERED,
+            delivered_at=None if dead else now,
+        )
+
+
+def deliver_due(*, limit: int = 100) -> int:
+    """Step 2 for one batch; returns how many deliveries were attempted."""
+    now = timezone.now()
+    batch = claim(limit=limit, now=now)
+    for delivery in batch:
+        try:
+            outcome = attempt(delivery, now)
+        except Exception as exc:  # an adapter bug must not stop the batch; it is retried like a 5xx
+            logger.exception("delivery attempt raised", extra={"delivery": delivery.pk})
+            outcome = Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
+        record(delivery, outcome, timezone.now())
+    settle({d.message_id for d in batch})
+    return len(batch)
+
+
+def relay(*, budget_seconds: float = 30.0, batch: int = 100) -> int:
+    """Fan out and deliver until nothing is due or the time budget is spent (the task's body)."""
+    started = time.monotonic()
+    done = 0
+    while time.monotonic() - started < budget_seconds:
+        fanned = fan_out()
+        attempted = deliver_due(limit=batch)
+        done += attempted
+        if not fanned and not attempted:
+            break
+    _settle_stragglers()
+    return done
+
+
+def _settle_stragglers() -> None:
+    """Messages left ``dispatched`` by a worker that died between recording and settling."""
+    cutoff = timezone.now() - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    stale = (
+        OutboxMessage.objects.filter(status=OutboxMessage.Status.DISPATCHED, created_at__lt=cutoff)
+        .exclude(deliveries__status=Delivery.Status.PENDING)
+        .values_list("pk", flat=True)[:200]
+    )
+    settle(set(stale))
+
+
+def replay_message(*, tenant: Tenant, message: OutboxMessage, actor: Any) -> int:
+    """An operator's replay: the message's dead deliveries are due again with fresh attempts (the same
+    ``webhook-id``, so receivers that already applied it dedupe). Audited. Returns how many."""
+    from audit.services import record_audit
+
+    with transaction.atomic():
+        count = Delivery.objects.filter(message=message, status=Delivery.Status.DEAD).update(
+            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+        )
+        if count:
+            OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.DISPATCHED)
+        record_audit(
+            tenant=tenant,
+            actor=actor,
+            action="outbox.replayed",
+            target=message,
+            member_id=message.member_id,
+            after={"deliveries": count},
+        )
+    transaction.on_commit(kick)
+    return count
+
+
+def kick() -> None:
+    """Ask a worker to run the relay now (after a commit that wrote messages). Throttled to one task
+    per second when a broker is in use; the beat schedule is the backstop."""
+    from django.core.cache import cache
+
+    from events.tasks import deliver_outbox
+
+    if not settings.CELERY_TASK_ALWAYS_EAGER and not cache.add("outbox:kick", 1, timeout=1):
+        return
+    deliver_outbox.delay()
