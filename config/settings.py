@@ -141,10 +141,15 @@ CELERY_TASK_ROUTES = {
 # Periodic jobs (django-celery-beat installs these in its tables; editable in the admin).
 CELERY_BEAT_SCHEDULE = {
     "deliver-outbox": {"task": "events.deliver_outbox", "schedule": env.float("OUTBOX_RELAY_INTERVAL", default=5.0)},
-    "sweep-received-events": {"task": "events.sweep_received", "schedule": 60.0},
+    "sweep-received-events": {
+        "task": "events.sweep_received",
+        "schedule": env.float("EVENT_SWEEP_INTERVAL", default=60.0),
+    },
     "review-tiers": {"task": "tiers.review", "schedule": crontab(minute=15, hour="*/6")},
     "purge-idempotency-keys": {"task": "tenancy.purge_idempotency_keys", "schedule": crontab(minute=5)},
 }
+# The sweeper re-enqueues events still ``received`` this many seconds after arrival (a lost task).
+EVENT_SWEEP_AFTER = env.float("EVENT_SWEEP_AFTER", default=60.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

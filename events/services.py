@@ -229,11 +229,13 @@ def ingest_batch(*, tenant: Tenant, items: list[tuple[int, str, dict[str, Any]]]
 
 
 def enqueue_member(member_pk: int) -> None:
-    """After commit, a task evaluates the member's pending events (one task per member and commit)."""
+    """After commit, a task evaluates the member's pending events (one task per member and commit).
+    ``robust``: with the broker down the events are already stored ``received`` and the caller gets its
+    202; the sweeper (``events.sweep_received``) enqueues them once the broker is back."""
     from events.tasks import evaluate_member_events
 
     headers = {"correlation_id": current_request_id()}
-    transaction.on_commit(lambda: evaluate_member_events.apply_async((member_pk,), headers=headers))
+    transaction.on_commit(lambda: evaluate_member_events.apply_async((member_pk,), headers=headers), robust=True)
 
 
 def process_event_locked(*, tenant: Tenant, member: Member, event: MemberEvent) -> MemberEvent:

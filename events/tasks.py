@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from config.db import advisory_lock
@@ -40,7 +41,7 @@ def evaluate_member_events(self, member_id: int) -> int:
 
 
 @shared_task(name="events.sweep_received", acks_late=True)
-def sweep_received(older_than_seconds: int = 60, limit: int = 5000) -> int:
+def sweep_received(older_than_seconds: float | None = None, limit: int = 5000) -> int:
     """PostgreSQL is the truth and the broker only a trigger: re-enqueue the members of events still
     ``received`` (or ``failed`` and not retried) a while after arrival, e.g. after a broker restart lost
     their task. Evaluation is idempotent, so a task that was only late does no harm. Returns how many
@@ -48,6 +49,8 @@ def sweep_received(older_than_seconds: int = 60, limit: int = 5000) -> int:
     with advisory_lock("events.sweep_received") as acquired:
         if not acquired:
             return 0
+        if older_than_seconds is None:
+            older_than_seconds = settings.EVENT_SWEEP_AFTER
         cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
         members = list(
             MemberEvent.objects.filter(

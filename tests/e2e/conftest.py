@@ -45,6 +45,7 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subpro
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         CELERY_TASK_ALWAYS_EAGER="0",
         DJANGO_SETTINGS_MODULE="config.settings",
+        WEBHOOK_ALLOW_PRIVATE="1",  # test subscribers listen on 127.0.0.1
     )
     log = open(ROOT / "var" / "e2e-worker.log", "ab")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
