@@ -14,6 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -366,6 +367,41 @@ class CampaignBenefitMappingAdmin(ServiceAdmin):
 
 
 # --- event codes ----------------------------------------------------------------------------------
+RECENT_REDEMPTIONS = 20
+
+
+class RecentRedemptionsFormSet(BaseInlineFormSet):
+    """Only the latest redemptions: a popular code has thousands."""
+
+    def get_queryset(self) -> QuerySet:
+        if not hasattr(self, "_recent"):
+            self._recent = super().get_queryset()[:RECENT_REDEMPTIONS]
+        return self._recent
+
+
+class RecentRedemptionsInline(ReadOnlyAdminMixin, TenantScopedMixin, admin.TabularInline):
+    """On an event code's page: its latest redemptions, read-only (written only by the redeeming
+    service; all of them are under "Event code redemptions")."""
+
+    model = EventCodeRedemption
+    fk_name = "event_code"
+    formset = RecentRedemptionsFormSet
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["at", "member", "outcome"]
+    readonly_fields = ["at", "member", "outcome"]
+    verbose_name = "redemption"
+    verbose_name_plural = f"recent redemptions (latest {RECENT_REDEMPTIONS}, newest first)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("member").order_by("-at", "-id")
+
+    @admin.display(description="result")
+    def outcome(self, obj: EventCodeRedemption) -> str:
+        return json.dumps(obj.result, default=str, sort_keys=True)
+
+
 @admin.register(EventCode)
 class EventCodeAdmin(ServiceAdmin):
     list_display = [
@@ -395,6 +431,10 @@ class EventCodeAdmin(ServiceAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["tenant", "redemption_count"] if obj else []
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list:
+        """The recent redemptions are shown, never posted: a save (POST) carries no formset for them."""
+        return [RecentRedemptionsInline] if obj is not None and request.method != "POST" else []
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # scoped to the user's tenants

@@ -184,7 +184,9 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 def problem_for_exception(exc: BaseException) -> Any:
     """The problem+json response for any exception, or None for one we do not recognise."""
     if isinstance(exc, DomainError):
-        return problem_response(status=exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
+        return problem_response(
+            status=exc.status, code=exc.code, detail=exc.detail, errors=exc.errors, headers=exc.headers
+        )
     if isinstance(exc, exceptions.ValidationError | DjangoValidationError):
         detail = exc.detail if isinstance(exc, exceptions.ValidationError) else _django_errors(exc)
         return problem_response(

@@ -21,6 +21,7 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     default_detail: ClassVar[str] = "The request cannot be processed."
+    headers: dict[str, str] | None = None  # response headers the error needs (e.g. Retry-After)
 
     def __init__(self, detail: str | None = None, *, errors: Mapping[str, Sequence[str]] | None = None):
         self.detail = detail or self.default_detail
