@@ -145,6 +145,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "events.sweep_received",
         "schedule": env.float("EVENT_SWEEP_INTERVAL", default=60.0),
     },
+    "expire-benefit-grants": {"task": "benefits.expire_grants", "schedule": 300.0},
     "review-tiers": {"task": "tiers.review", "schedule": crontab(minute=15, hour="*/6")},
     "purge-idempotency-keys": {"task": "tenancy.purge_idempotency_keys", "schedule": crontab(minute=5)},
 }

@@ -18,6 +18,7 @@ MESSAGE_TYPES = (
     "benefit.applied",
     "benefit.revoked",
     "benefit.expired",
+    "benefit.used",
     "points.applied",
     "points.reverted",
     "points.adjusted",

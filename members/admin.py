@@ -1,6 +1,8 @@
 """The portal's member pages: profiles (created through the API), their current tiers and tier history,
-and the "Change tier…" view (a manual change or an invitation through ``tiers.services``)."""
+the "Change tier…" view (a manual change or an invitation through ``tiers.services``), and the member's
+benefit grants with a "Revoke…" view per active grant (``benefits.services.revoke_member_grant``)."""
 
+from contextvars import ContextVar
 from typing import Any
 
 from django import forms
@@ -11,7 +13,10 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
+from benefits.models import MemberBenefit
+from benefits.services import get_member_grant, revoke_member_grant
 from config.errors import DomainError
 from members.models import Member
 from members.services import PROFILE_FIELDS, Registration, update_member_profile
@@ -74,6 +79,22 @@ class RecalculatePointsForm(forms.Form):
         return data
 
 
+class RevokeGrantForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text="Required; recorded on the grant, in the audit trail and in the benefit.revoked message.",
+    )
+
+    def add_service_error(self, exc: DomainError) -> None:
+        add_errors(self, error_messages(exc))
+
+
+GRANTS_SHOWN = 50
+# Whether the user of the current request may revoke grants (set by MemberAdmin.change_view).
+_may_revoke: ContextVar[bool] = ContextVar("may_revoke_grants", default=False)
+
+
 class _ReadOnlyInline(ReadOnlyAdminMixin, TenantScopedMixin, admin.TabularInline):
     extra = 0
     can_delete = False
@@ -118,8 +139,10 @@ class MemberAdmin(TenantScopedHistoryAdmin):
     fieldsets = [
         (None, {"fields": ["tenant", "external_id", *PROFILE_FIELDS]}),
         ("Registration", {"fields": ["registered_at", "iam_linked", "updated_at"]}),
+        ("Benefits", {"fields": ["benefit_grants"]}),
     ]
     change_tier_template = "admin/members/member/change_tier.html"
+    revoke_grant_template = "admin/members/member/revoke_grant.html"
     actions = ["recalculate_points"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -129,7 +152,7 @@ class MemberAdmin(TenantScopedHistoryAdmin):
         return super().get_queryset(request).prefetch_related(Prefetch("tier_assignments", queryset=assignments))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        readonly = ["tenant", "external_id", "registered_at", "iam_linked", "updated_at"]
+        readonly = ["tenant", "external_id", "registered_at", "iam_linked", "updated_at", "benefit_grants"]
         if obj is not None and obj.status == Member.Status.ERASED:
             readonly += list(PROFILE_FIELDS)  # an erased member's profile stays blank
         return readonly
@@ -137,6 +160,61 @@ class MemberAdmin(TenantScopedHistoryAdmin):
     @admin.display(description="tiers")
     def current_tiers(self, obj: Member) -> str:
         return "; ".join(f"{a.tier_type.name}: {a.tier.name}" for a in obj.tier_assignments.all()) or "—"
+
+    @admin.display(description="grants (newest first)")
+    def benefit_grants(self, obj: Member) -> str:
+        """The member's grants, any status, with a "Revoke…" link on each active one. (A table here, not
+        an inline: the grants are written only by the services, never by this form.)"""
+        grants = list(MemberBenefit.objects.filter(member=obj).select_related("benefit")[:GRANTS_SHOWN])
+        if not grants:
+            return "—"
+        can_revoke = obj.status != Member.Status.ERASED and _may_revoke.get()
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    g.benefit.code,
+                    f"{g.source}: {g.source_ref}" if g.source_ref else g.source,
+                    g.status,
+                    g.granted_at.strftime("%Y-%m-%d %H:%M"),
+                    g.expires_at.strftime("%Y-%m-%d %H:%M") if g.expires_at else "—",
+                    f"{g.uses} / {g.benefit.usage_limit}" if g.benefit.usage_limit is not None else g.uses,
+                    g.reason or "—",
+                    format_html(
+                        '<a href="{}" class="revoke-grant-link">Revoke…</a>',
+                        reverse(
+                            "admin:members_member_revoke_grant",
+                            args=[quote(obj.pk), g.pk],
+                            current_app=self.admin_site.name,
+                        ),
+                    )
+                    if can_revoke and g.status == MemberBenefit.Status.ACTIVE
+                    else "",
+                )
+                for g in grants
+            ),
+        )
+        return format_html(
+            '<table class="benefit-grants"><thead><tr><th>Benefit</th><th>Source</th><th>Status</th>'
+            "<th>Granted</th><th>Expires</th><th>Uses</th><th>Reason</th><th></th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        # benefit_grants() gets no request: tell it, for this request only, whether the user may revoke.
+        # The page is rendered here, not later by the handler, while the flag is set.
+        token = _may_revoke.set(self.has_change_permission(request))
+        try:
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
+            return response
+        finally:
+            _may_revoke.reset(token)
 
     # Members are registered through the API (registration service), never deleted (erasure keeps rows).
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -203,6 +281,11 @@ class MemberAdmin(TenantScopedHistoryAdmin):
                 self.admin_site.admin_view(self.change_tier_view),
                 name="{}_{}_change_tier".format(*info),
             ),
+            path(
+                "<path:object_id>/benefit/<int:grant_id>/revoke/",
+                self.admin_site.admin_view(self.revoke_grant_view),
+                name="{}_{}_revoke_grant".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -250,3 +333,43 @@ class MemberAdmin(TenantScopedHistoryAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.change_tier_template, context)
+
+    # --- "Revoke…" a grant --------------------------------------------------------------------------
+    def revoke_grant_view(self, request: HttpRequest, object_id: str, grant_id: int) -> HttpResponse:
+        """Revoke one of the member's active grants with a required reason, through the service (under
+        the member's lock, audited, announced as ``benefit.revoked``)."""
+        member = self.get_object(request, unquote(object_id))
+        if member is None:  # not found, or another tenant's member
+            raise Http404
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        try:
+            grant = get_member_grant(tenant=member.tenant, member=member, grant_id=grant_id)
+        except DomainError:  # another member's grant
+            raise Http404 from None
+        form = RevokeGrantForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                revoke_member_grant(
+                    tenant=member.tenant, grant=grant, actor=request.user, reason=form.cleaned_data["reason"]
+                )
+            except DomainError as exc:
+                form.add_service_error(exc)
+            else:
+                self.message_user(
+                    request, f"{member.external_id}: {grant.benefit.code} (grant {grant.pk}) revoked.", messages.SUCCESS
+                )
+                url = reverse("admin:members_member_change", args=[quote(member.pk)], current_app=self.admin_site.name)
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Revoke {grant.benefit.name}: {member.external_id}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": member,
+            "grant": grant,
+            "form": form,
+            "has_view_permission": self.has_view_permission(request, member),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.revoke_grant_template, context)

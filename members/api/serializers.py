@@ -158,3 +158,58 @@ class MemberBenefitOutputSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     uses = serializers.IntegerField()
     usage_limit = serializers.IntegerField(source="benefit.usage_limit", allow_null=True)
+
+
+class MemberBenefitUseOutputSerializer(MemberBenefitOutputSerializer):
+    """A grant after a claim: its uses, what is left (null = unlimited), and when it closed."""
+
+    remaining = serializers.SerializerMethodField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_remaining(self, grant: Any) -> int | None:
+        limit = grant.benefit.usage_limit
+        return None if limit is None else max(limit - grant.uses, 0)
+
+
+class MemberBenefitApplyOutputSerializer(serializers.Serializer):
+    """What a re-evaluation changed: benefit codes granted, revoked, and not granted because their
+    limited quantity is all given out."""
+
+    granted = serializers.ListField(child=serializers.CharField())
+    revoked = serializers.ListField(child=serializers.CharField())
+    exhausted = serializers.ListField(child=serializers.CharField())
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}], "example": "late-checkout"})
+class BenefitReferenceField(serializers.Field):
+    """A benefit of the tenant by its integer id or its code (a JSON string, even if all digits)."""
+
+    default_error_messages = {"invalid": "A benefit id (integer) or code (string)."}
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, str) and not (0 < len(data.strip()) <= 64):
+            self.fail("invalid")
+        return data.strip() if isinstance(data, str) else data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MemberBenefitEligibilityInputSerializer(serializers.Serializer):
+    benefit = BenefitReferenceField()
+
+
+class EligibilityReasonSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable: see benefits.engine.ELIGIBILITY_REASONS.")
+    detail = serializers.CharField()
+
+
+class MemberBenefitEligibilityOutputSerializer(serializers.Serializer):
+    benefit = serializers.CharField()
+    eligible = serializers.BooleanField(help_text="Whether POST .../benefit/apply would grant it now.")
+    reasons = EligibilityReasonSerializer(many=True, help_text="Every reason it would not (empty when eligible).")
+    tier = serializers.CharField(allow_null=True, help_text="The held tier (or inherited tier) it comes through.")
+    via = serializers.ListField(child=serializers.CharField(), help_text="Bundles it comes through.")

@@ -8,5 +8,16 @@ urlpatterns = [
     path("member/<str:member_id>/tier", views.MemberTierView.as_view(), name="member-tier"),
     path("member/<str:member_id>/points", views.MemberPointsView.as_view(), name="member-points"),
     path("member/<str:member_id>/benefit", views.MemberBenefitsView.as_view(), name="member-benefits"),
+    path("member/<str:member_id>/benefit/apply", views.MemberBenefitApplyView.as_view(), name="member-benefits-apply"),
+    path(
+        "member/<str:member_id>/benefit/eligibility",
+        views.MemberBenefitEligibilityView.as_view(),
+        name="member-benefit-eligibility",
+    ),
+    path(
+        "member/<str:member_id>/benefit/<int:grant_id>/use",
+        views.MemberBenefitUseView.as_view(),
+        name="member-benefit-use",
+    ),
     path("member/<str:member_id>/points/calculate", views.MemberPointsCalculateView.as_view(), name="points-quote"),
 ]

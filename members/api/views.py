@@ -1,17 +1,21 @@
-"""Member registration and profile, and the member's tiers (seed 14.2)."""
+"""Member registration and profile, the member's tiers (seed 14.2), and the member's benefit grants:
+list, re-evaluate (apply), explain one benefit (eligibility), claim a use."""
 
 from decimal import Decimal
 
 import django_filters
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from benefits.selectors import active_grants
+from benefits import services as benefit_services
+from benefits.selectors import active_grants, benefits
 from config.api import (
     SCOPE_ADMIN,
+    SCOPE_READ,
     SCOPE_WRITE,
     PageNumberPagination,
     TenantQuerysetMixin,
@@ -22,7 +26,11 @@ from config.errors import Invalid
 from events.api.serializers import EventInputSerializer
 from events.selectors import tier_progress
 from members.api.serializers import (
+    MemberBenefitApplyOutputSerializer,
+    MemberBenefitEligibilityInputSerializer,
+    MemberBenefitEligibilityOutputSerializer,
     MemberBenefitOutputSerializer,
+    MemberBenefitUseOutputSerializer,
     MemberOutputSerializer,
     MemberPointsOutputSerializer,
     MemberRegisterInputSerializer,
@@ -43,6 +51,7 @@ from tiers import services as tier_services
 from tiers.selectors import tier_by_codes, tier_type_by_code
 
 MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
+GRANT_ID = OpenApiParameter("grant_id", int, OpenApiParameter.PATH, description="The grant's id (one of the member's).")
 
 
 class MemberFilter(django_filters.FilterSet):
@@ -241,3 +250,66 @@ class MemberBenefitsView(APIView):
     def get(self, request: Request, member_id: str) -> Response:
         member = get_member(tenant=tenant_of(request), external_id=member_id)
         return Response(MemberBenefitOutputSerializer(active_grants(member=member), many=True).data)
+
+
+@extend_schema(tags=["benefits"], parameters=[MEMBER_ID])
+class MemberBenefitApplyView(APIView):
+    """Re-evaluate the member's tier benefits now and apply the outcome (the same re-evaluation as
+    after a tier change): missing ones granted, lost ones revoked unless retained. Honors
+    ``Idempotency-Key``."""
+
+    @extend_schema(request=None, responses=MemberBenefitApplyOutputSerializer)
+    def post(self, request: Request, member_id: str) -> Response:
+        require_well_formed_body(request)
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+
+        def run() -> Response:
+            outcome = benefit_services.apply_benefits(tenant=tenant, member=member, actor=request.user)
+            return Response(MemberBenefitApplyOutputSerializer(outcome).data)
+
+        return idempotent(request, run)
+
+
+@extend_schema(tags=["benefits"], parameters=[MEMBER_ID])
+class MemberBenefitEligibilityView(APIView):
+    """Would the member get this benefit from their tiers now, and if not, why not? A read sent as a
+    POST (the benefit is named in the body): ``privilege:read`` is enough. ``benefit`` is an integer id
+    or a code (a JSON string)."""
+
+    method_scopes = {"POST": SCOPE_READ}
+
+    @extend_schema(request=MemberBenefitEligibilityInputSerializer, responses=MemberBenefitEligibilityOutputSerializer)
+    def post(self, request: Request, member_id: str) -> Response:
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        data = MemberBenefitEligibilityInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ref = data.validated_data["benefit"]
+        benefit = benefits(tenant=tenant).filter(**{"pk" if isinstance(ref, int) else "code": ref}).first()
+        if benefit is None:
+            raise Invalid(errors={"benefit": [f"No benefit {ref!r}."]})
+        verdict = benefit_services.benefit_eligibility(
+            tenant=tenant, member=member, benefit=benefit, now=timezone.now()
+        )
+        return Response(MemberBenefitEligibilityOutputSerializer(verdict).data)
+
+
+@extend_schema(tags=["benefits"], parameters=[MEMBER_ID, GRANT_ID])
+class MemberBenefitUseView(APIView):
+    """Claim one use of one of the member's grants: 200 with the grant as updated; 409
+    ``benefit_used_up`` when no use is left, 409 ``benefit_not_active`` when it expired or was revoked.
+    Honors ``Idempotency-Key`` (a replay returns the first claim's response and claims nothing)."""
+
+    @extend_schema(request=None, responses=MemberBenefitUseOutputSerializer)
+    def post(self, request: Request, member_id: str, grant_id: int) -> Response:
+        require_well_formed_body(request)
+        tenant = tenant_of(request)
+        member = get_member(tenant=tenant, external_id=member_id)
+        grant = benefit_services.get_member_grant(tenant=tenant, member=member, grant_id=grant_id)
+
+        def run() -> Response:
+            used = benefit_services.use_grant(tenant=tenant, grant=grant, actor=request.user, now=timezone.now())
+            return Response(MemberBenefitUseOutputSerializer(used).data)
+
+        return idempotent(request, run)

@@ -58,6 +58,30 @@ def test_promotion_grants_and_demotion_revokes_unless_retained(api, tenant, prog
     assert _active("ann") == ["late-checkout", "voucher"]
     revoked = OutboxMessage.objects.filter(type="benefit.revoked")
     assert [m.data["benefit"] for m in revoked] == ["lounge"]
+    api.put(TIER_URL, body | {"tier": "member"}, format="json")  # the voucher is kept
+    assert _active("ann") == ["voucher"]
+    # Every message of the member, in sequence order: grants follow the tier change that caused them.
+    messages = OutboxMessage.objects.filter(member_id="ann").order_by("sequence")
+    assert [(m.sequence, m.type, m.data.get("benefit")) for m in messages] == [
+        (1, "member.created", None),
+        (2, "tier.changed", None),  # default tier
+        (3, "tier.changed", None),  # → gold
+        (4, "benefit.applied", "late-checkout"),  # inherited from silver; grants in benefit id order
+        (5, "benefit.applied", "voucher"),
+        (6, "benefit.applied", "lounge"),
+        (7, "tier.changed", None),  # → platinum: nothing granted twice
+        (8, "tier.changed", None),  # → silver
+        (9, "benefit.revoked", "lounge"),  # the voucher is retained
+        (10, "tier.changed", None),  # → member
+        (11, "benefit.revoked", "late-checkout"),
+    ]
+    assert [(m.data["from"], m.data["to"]) for m in messages if m.type == "tier.changed"] == [
+        (None, "member"),
+        ("member", "gold"),
+        ("gold", "platinum"),
+        ("platinum", "silver"),
+        ("silver", "member"),
+    ]
 
 
 def test_event_result_reports_granted_benefits(api, tenant, program):

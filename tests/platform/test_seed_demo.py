@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import AuditEntry
+from benefits.models import Benefit, EventCode, MemberBenefit, TierBenefitMapping
 from members.models import Member
 from tiers.models import MemberTierAssignment, PromotionRule, Tier, TierType
 
@@ -41,8 +42,42 @@ def test_seed_demo_builds_a_program_and_is_idempotent(settings, tmp_path):
 
     assert PointTransaction.objects.filter(kind="welcome").count() == 40
     assert PointTransaction.objects.filter(kind="earn").count() > 200  # a year of stays earned points
+    # Benefits: mapped up the hotel ladder before the members registered, so every grant follows tiers.
+    assert sorted(Benefit.objects.values_list("code", flat=True)) == [
+        "dining-voucher",
+        "late-checkout",
+        "lounge-access",
+        "spa-voucher",
+        "voucher-bundle",
+        "welcome-gift",
+    ]
+    assert sorted(TierBenefitMapping.objects.values_list("benefit__code", "tier__code", "inheritable")) == [
+        ("late-checkout", "gold", True),
+        ("lounge-access", "platinum", True),
+        ("voucher-bundle", "silver", True),
+        ("welcome-gift", "member", True),
+    ]
+    assert list(EventCode.objects.values_list("code", "action", "tier__code", "max_redemptions")) == [
+        ("VIPINVITE2027", "promote_tier", "diamond", 1)
+    ]
+    ranks = dict(
+        MemberTierAssignment.objects.filter(tier_type__code="hotel").values_list("member__external_id", "tier__rank")
+    )
+
+    def holders(code: str) -> set[str]:
+        grants = MemberBenefit.objects.filter(benefit__code=code, status="active")
+        return set(grants.values_list("member__external_id", flat=True))
+
+    assert holders("late-checkout") == {m for m, rank in ranks.items() if rank >= 3}
+    assert holders("lounge-access") == {m for m, rank in ranks.items() if rank >= 4}
+    assert holders("dining-voucher") == holders("spa-voucher") >= {m for m, rank in ranks.items() if rank >= 2}
+    assert holders("welcome-gift") == set(ranks)  # the first 100 members: all 40
+    assert Benefit.objects.get(code="welcome-gift").granted_count == 40
+    assert not MemberBenefit.objects.filter(benefit__code="voucher-bundle").exists()  # its components are granted
+    grants = MemberBenefit.objects.count()
     counts = (TierType.objects.count(), Tier.objects.count(), Member.objects.count(), AuditEntry.objects.count())
     again = _seed(settings, tmp_path)
+    assert MemberBenefit.objects.count() == grants
     assert (
         TierType.objects.count(),
         Tier.objects.count(),

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from benefits.demo import seed_benefits
 from events.demo import seed_events
 from members.demo import seed_members
 from points.demo import seed_points
@@ -18,6 +19,7 @@ class Command(BaseCommand):
         tenant = seed_demo_tenant()
         tiers = seed_tiers(tenant)
         seed_points(tenant)
+        seed_benefits(tenant, tiers)  # before the members: registration grants their tiers' benefits
         created = seed_members(tenant, tiers, count=options["members"])
         events = seed_events(tenant, per_member=options["events_per_member"])
         username, password = ensure_admin_login(tenant)
