@@ -242,9 +242,18 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Integrations (disabled when blank: their syncs are recorded as "skipped") ---------------------
+# The relay delivers outbox messages to these services (events/integrations.py) with a bearer token,
+# the message's (or point transaction's, or notification's) id as Idempotency-Key, and retries on
+# timeouts, network errors, 429 and 5xx per the OUTBOX_* schedule above.
 IAM_BASE_URL = env.str("IAM_BASE_URL", default="")
-POINT_SERVICE_BASE_URL = env.str("POINT_SERVICE_BASE_URL", default="")
+IAM_TOKEN = env.str("IAM_TOKEN", default="")
+# POINT_SERVICE_BASE_URL is the name an earlier README used; POINT_SERVICE_URL wins when both are set.
+POINT_SERVICE_URL = env.str("POINT_SERVICE_URL", default=env.str("POINT_SERVICE_BASE_URL", default=""))
+POINT_SERVICE_TOKEN = env.str("POINT_SERVICE_TOKEN", default="")
 NOTIFICATION_BASE_URL = env.str("NOTIFICATION_BASE_URL", default="")
+NOTIFICATION_TOKEN = env.str("NOTIFICATION_TOKEN", default="")
+INTEGRATION_CONNECT_TIMEOUT = env.float("INTEGRATION_CONNECT_TIMEOUT", default=3.0)
+INTEGRATION_READ_TIMEOUT = env.float("INTEGRATION_READ_TIMEOUT", default=10.0)
 
 # --- i18n, static ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

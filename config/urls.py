@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("tiers.api.urls")),
     path("", include("members.api.urls")),
     path("", include("events.api.urls")),
+    path("", include("events.api.notifications")),
     path("", include("points.api.urls")),
     path("", include("benefits.api.urls")),
 ]

@@ -5,9 +5,10 @@ Two steps, each safe to run in any number of workers at once:
 
 1. **Fan-out** — claim ``pending`` messages (``SELECT … FOR UPDATE SKIP LOCKED``) and create one
    :class:`~events.models.Delivery` per destination: each active webhook subscription wanting the
-   type, the broker (when ``BROKER_PUBLISH``), and each configured service adapter that wants it
-   (``events.integrations``). The message becomes ``dispatched`` (``delivered`` at once if nobody
-   wants it).
+   type that existed when the message was written (a new subscriber gets what happens from then on;
+   ``POST /event/publish`` re-announces older state), the broker (when ``BROKER_PUBLISH``), and
+   each configured service adapter that wants it (``events.integrations``). The message becomes
+   ``dispatched`` (``delivered`` at once if nobody wants it).
 2. **Delivery** — claim due deliveries with ``SKIP LOCKED`` and lease them (``next_attempt_at`` moves
    ``OUTBOX_LEASE_SECONDS`` ahead and ``attempts`` grows, committed before any I/O), attempt each
    outside the transaction, then record the outcome: delivered; retried after a doubling backoff with
@@ -68,7 +69,7 @@ def fan_out(*, limit: int = 500, now: datetime | None = None) -> int:
             targets = [
                 Delivery(tenant_id=message.tenant_id, message=message, destination="webhook", subscription=sub)
                 for sub in subscriptions.get(message.tenant_id, [])
-                if sub.wants(message.type)
+                if sub.wants(message.type) and message.created_at >= sub.created_at
             ]
             if settings.BROKER_PUBLISH:
                 targets.append(Delivery(tenant_id=message.tenant_id, message=message, destination="broker"))

@@ -176,3 +176,37 @@ def update_member_profile(*, tenant: Tenant, member: Member, changes: dict[str, 
         after={"status": member.status, "changed_fields": changed},
     )
     return member
+
+
+@transaction.atomic
+def link_member_to_iam(*, tenant: Tenant, member: Member, attributes: dict[str, Any], actor: Any) -> Member:
+    """Record the IAM's answer to linking the member (DOMAIN §2): ``iam_linked`` becomes true and the
+    IAM's ``attributes`` are merged into the member's (the IAM's value wins for a name both have), so
+    tier criteria ``attribute:<name>`` see them. Audited with the names of the changed attributes
+    only (the values may be personal data). An erased member is left as it is; a repeat of the same
+    answer changes nothing and writes no audit entry."""
+    if not isinstance(attributes, dict):
+        raise Invalid(errors={"attributes": ["Must be a JSON object."]})
+    member = lock_member(member)
+    if member.status == Member.Status.ERASED:
+        return member
+    merged = {**member.attributes, **attributes}
+    changed = sorted(
+        name for name, value in attributes.items() if name not in member.attributes or member.attributes[name] != value
+    )
+    if member.iam_linked and not changed:
+        return member
+    before_linked = member.iam_linked
+    member.attributes, member.iam_linked = merged, True
+    member.full_clean(validate_unique=False, validate_constraints=False)
+    member.save(update_fields=["attributes", "iam_linked", "updated_at"])
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action="member.iam_linked",
+        target=member,
+        member_id=member.external_id,
+        before={"iam_linked": before_linked},
+        after={"iam_linked": True, "changed_attributes": changed},
+    )
+    return member

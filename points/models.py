@@ -3,6 +3,7 @@ point transactions and the cap buckets that keep their totals."""
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator
@@ -189,8 +190,14 @@ class PointPolicy(models.Model):
         return f"point policy of {self.tenant_id}"
 
 
+def default_sync_status() -> str:
+    """New transactions wait for the Point Service when one is configured, else are ``skipped``."""
+    return PointTransaction.Sync.PENDING if settings.POINT_SERVICE_URL else PointTransaction.Sync.SKIPPED
+
+
 class PointTransaction(models.Model):
-    """One entry of a member's point ledger, with its breakdown."""
+    """One entry of a member's point ledger, with its breakdown. ``sync_status`` follows its delivery to
+    the Point Service (``events.integrations``)."""
 
     class Kind(models.TextChoices):
         EARN = "earn"
@@ -221,7 +228,7 @@ class PointTransaction(models.Model):
     reversal_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals")
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
-    sync_status = models.CharField(max_length=16, choices=Sync.choices, default=Sync.SKIPPED)
+    sync_status = models.CharField(max_length=16, choices=Sync.choices, default=default_sync_status)
     correlation_id = models.CharField(max_length=128, blank=True)
 
     class Meta:

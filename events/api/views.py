@@ -1,14 +1,23 @@
-"""Member events: ingestion (synchronous or async), batch ingestion, and reading a stored result."""
+"""Member events: ingestion (synchronous or async), batch ingestion, and reading a stored result.
+
+And the outbox's operator side (DOMAIN §8): webhook subscriptions, the outbox with its deliveries and
+replay, and publishing a message by hand (seed 14.9). All of those need ``privilege:admin`` except
+reading subscriptions (``privilege:read``). Reading the outbox needs admin too, unlike other reads
+(API.md: read covers every GET but audit): its messages carry every member's data, the same reason
+audit reads have their own scope.
+"""
 
 from typing import Any
 
+import django_filters
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import TenantQuerysetMixin, flatten_errors, require_well_formed_body, tenant_of
+from config.api import SCOPE_ADMIN, TenantQuerysetMixin, flatten_errors, require_well_formed_body, tenant_of
 from events.api.serializers import (
     BatchEventInputSerializer,
     EventAcceptedSerializer,
@@ -17,15 +26,42 @@ from events.api.serializers import (
     EventInputSerializer,
     EventOutputSerializer,
     EventResultSerializer,
+    OutboxMessageOutputSerializer,
+    PublishedSerializer,
+    PublishInputSerializer,
+    ReplayOutputSerializer,
+    RotateSecretInputSerializer,
     TierEvaluationSerializer,
+    WebhookSubscriptionInputSerializer,
+    WebhookSubscriptionOutputSerializer,
+    WebhookSubscriptionSecretOutputSerializer,
 )
-from events.models import MemberEvent
+from events.models import MESSAGE_TYPES, MemberEvent, OutboxMessage, WebhookSubscription
 from events.selectors import member_events
 from events.services import REVIEW_KINDS, evaluate_member_now, ingest_batch, ingest_event
+from events.subscriptions import (
+    delete_subscription,
+    outbox_messages,
+    outbox_messages_with_deliveries,
+    publish_event,
+    replay_dead_deliveries,
+    rotate_secret,
+    save_subscription,
+    webhook_subscriptions,
+)
 from members.api.serializers import MemberTierOutputSerializer
 from members.selectors import get_member, member_tiers
+from tenancy.idempotency import idempotent
+from tenancy.models import Tenant
 
 MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry safely: the same key and body replay the original response for 24 hours.",
+)
 PREFER = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, required=False, description="'respond-async' → 202 and a background task."
 )
@@ -149,3 +185,184 @@ class MemberTierPromotionView(MemberTierEvaluateView):
 
 class MemberTierDemotionView(MemberTierEvaluateView):
     kinds = REVIEW_KINDS
+
+
+# --- webhook subscriptions ------------------------------------------------------------------------
+DELETED = OpenApiResponse(response=None, description="Deleted.")
+
+
+def _apply(instance: Any, values: dict[str, Any]) -> Any:
+    for name, value in values.items():
+        setattr(instance, name, value)
+    return instance
+
+
+@extend_schema(tags=["webhooks"])
+class WebhookSubscriptionListCreateView(TenantQuerysetMixin, generics.ListAPIView):
+    """List the tenant's webhook subscriptions, or create one (its signing secret is in this response
+    only). The URL must be http(s) and resolve to public addresses only."""
+
+    write_scope = SCOPE_ADMIN
+    serializer_class = WebhookSubscriptionOutputSerializer
+    queryset = WebhookSubscription.objects.none()
+
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[WebhookSubscription]:
+        return webhook_subscriptions(tenant=tenant)
+
+    @extend_schema(
+        request=WebhookSubscriptionInputSerializer, responses={201: WebhookSubscriptionSecretOutputSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        data = WebhookSubscriptionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = save_subscription(
+            tenant=tenant_of(request), subscription=WebhookSubscription(**data.validated_data), actor=request.user
+        )
+        return Response(WebhookSubscriptionSecretOutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["webhooks"])
+class WebhookSubscriptionDetailView(TenantQuerysetMixin, generics.RetrieveAPIView):
+    """Read, replace, change or delete one subscription (never showing its secret). Setting
+    ``active: true`` on one a 410 Gone disabled clears its ``disabled_reason``."""
+
+    write_scope = SCOPE_ADMIN
+    serializer_class = WebhookSubscriptionOutputSerializer
+    queryset = WebhookSubscription.objects.none()
+
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[WebhookSubscription]:
+        return webhook_subscriptions(tenant=tenant)
+
+    @extend_schema(request=WebhookSubscriptionInputSerializer, responses={200: WebhookSubscriptionOutputSerializer})
+    def put(self, request: Request, pk: int) -> Response:
+        return self._update(request, partial=False)
+
+    @extend_schema(request=WebhookSubscriptionInputSerializer, responses={200: WebhookSubscriptionOutputSerializer})
+    def patch(self, request: Request, pk: int) -> Response:
+        return self._update(request, partial=True)
+
+    @extend_schema(responses={204: DELETED})
+    def delete(self, request: Request, pk: int) -> Response:
+        delete_subscription(tenant=tenant_of(request), subscription=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request: Request, *, partial: bool) -> Response:
+        subscription = self.get_object()
+        data = WebhookSubscriptionInputSerializer(subscription, data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        subscription = save_subscription(
+            tenant=tenant_of(request), subscription=_apply(subscription, data.validated_data), actor=request.user
+        )
+        return Response(WebhookSubscriptionOutputSerializer(subscription).data)
+
+
+@extend_schema(tags=["webhooks"])
+class WebhookSubscriptionRotateSecretView(TenantQuerysetMixin, generics.GenericAPIView):
+    """A new signing secret (in this response only). The old one keeps signing deliveries, as a second
+    signature, for ``grace_hours`` (default 24), so the receiver can switch without losing messages."""
+
+    write_scope = SCOPE_ADMIN
+    serializer_class = WebhookSubscriptionSecretOutputSerializer
+    queryset = WebhookSubscription.objects.none()
+
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[WebhookSubscription]:
+        return webhook_subscriptions(tenant=tenant)
+
+    @extend_schema(request=RotateSecretInputSerializer, responses={200: WebhookSubscriptionSecretOutputSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        subscription = self.get_object()
+        data = RotateSecretInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = rotate_secret(
+            tenant=tenant_of(request),
+            subscription=subscription,
+            actor=request.user,
+            grace_hours=data.validated_data["grace_hours"],
+        )
+        return Response(WebhookSubscriptionSecretOutputSerializer(subscription).data)
+
+
+# --- the outbox -----------------------------------------------------------------------------------
+class OutboxMessageFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=OutboxMessage.Status.choices)
+    type = django_filters.ChoiceFilter(choices=[(t, t) for t in MESSAGE_TYPES])
+    member_id = django_filters.CharFilter(help_text="The member's external id.")
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="Written at or after this time (ISO 8601)."
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="Written before this time (ISO 8601)."
+    )
+
+    class Meta:
+        model = OutboxMessage
+        fields = ["status", "type", "member_id", "created_after", "created_before"]
+
+
+@extend_schema(tags=["outbox"])
+class OutboxMessageListView(TenantQuerysetMixin, generics.ListAPIView):
+    """The tenant's outbox messages with their deliveries, newest first (``privilege:admin``: they
+    carry every member's data)."""
+
+    read_scope = SCOPE_ADMIN
+    serializer_class = OutboxMessageOutputSerializer
+    filterset_class = OutboxMessageFilter
+    queryset = OutboxMessage.objects.none()
+
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[OutboxMessage]:
+        return outbox_messages_with_deliveries(tenant=tenant)
+
+
+@extend_schema(tags=["outbox"])
+class OutboxMessageDetailView(TenantQuerysetMixin, generics.RetrieveAPIView):
+    """One message with its deliveries: one per destination (each webhook subscription, the broker,
+    each service adapter), with its own status, attempts and last answer."""
+
+    read_scope = SCOPE_ADMIN
+    serializer_class = OutboxMessageOutputSerializer
+    queryset = OutboxMessage.objects.none()
+
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[OutboxMessage]:
+        return outbox_messages_with_deliveries(tenant=tenant)
+
+
+@extend_schema(tags=["outbox"])
+class OutboxMessageReplayView(TenantQuerysetMixin, generics.GenericAPIView):
+    """Replay the message's dead deliveries: due again now with fresh attempts and the same
+    ``webhook-id`` (receivers dedupe). 409 ``nothing_to_replay`` when none is dead."""
+
+    write_scope = SCOPE_ADMIN
+    serializer_class = ReplayOutputSerializer
+    queryset = OutboxMessage.objects.none()
+
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[OutboxMessage]:
+        return outbox_messages(tenant=tenant)
+
+    @extend_schema(request=None, responses={200: ReplayOutputSerializer})
+    def post(self, request: Request, pk: str) -> Response:
+        require_well_formed_body(request)
+        message = self.get_object()
+        count = replay_dead_deliveries(tenant=tenant_of(request), message=message, actor=request.user)
+        message.refresh_from_db(fields=["status"])
+        return Response({"id": message.pk, "replayed": count, "status": message.status})
+
+
+@extend_schema(tags=["outbox"])
+class PublishEventView(APIView):
+    """Publish a message by hand (seed 14.9), e.g. to re-announce a member's state to a new subscriber:
+    written to the outbox with the member's next sequence number and delivered like any other (202).
+    Honors ``Idempotency-Key``."""
+
+    write_scope = SCOPE_ADMIN
+
+    @extend_schema(request=PublishInputSerializer, responses={202: PublishedSerializer}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request: Request) -> Response:
+        data = PublishInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            message = publish_event(tenant=tenant_of(request), actor=request.user, **data.validated_data)
+            body = {"id": str(message.pk), "type": message.type, "sequence": message.sequence, "status": message.status}
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, run)

@@ -1,8 +1,8 @@
 """A real Celery worker process for end-to-end tests, on the test database and the Redis broker.
 
-The worker is started once per session (after the test database exists) and stopped before the test
-database is dropped. It needs PostgreSQL and Redis: without them the e2e tests skip (or fail under
-``REQUIRE_SERVICES=1``).
+The worker is started once per module (after the test database exists) and stopped at its end, so
+it never relays or evaluates behind the back of later, non-e2e tests that share the database. It
+needs PostgreSQL and Redis: without them the e2e tests skip (or fail under ``REQUIRE_SERVICES=1``).
 """
 
 import os
@@ -31,7 +31,7 @@ def _services_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
     reason = _services_missing()
     if reason:

@@ -209,12 +209,12 @@ def test_2000_events_survive_a_killed_worker_and_a_restarted_redis(receiver, jwt
     hotel_ladder(tenant)
     PointConversionRule.objects.create(tenant=tenant, code="base", unit_amount=Decimal("1.00"), points_per_unit=10)
     tenant.bump_config_version()
-    for i in range(MEMBERS):
-        register_member(tenant=tenant, registration=Registration(external_id=f"f{i}"), actor="e2e")
     secret = new_secret()
     subscriber = Subscriber(secret)
     receiver.expect_request("/hook", method="POST").respond_with_handler(subscriber)
     WebhookSubscription.objects.create(tenant=tenant, url=receiver.url_for("/hook"), secret=secret)
+    for i in range(MEMBERS):
+        register_member(tenant=tenant, registration=Registration(external_id=f"f{i}"), actor="e2e")
 
     redis_port, web_port = _free_port(), _free_port()
     broker = f"redis://127.0.0.1:{redis_port}/0"

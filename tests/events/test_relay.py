@@ -166,6 +166,18 @@ def test_only_wanted_types_and_only_the_tenants_subscriptions(tenant, other_tena
 
 
 @pytest.mark.django_db
+def test_a_new_subscription_gets_what_happens_from_then_on(tenant, httpserver):
+    earlier = _emit(tenant)
+    sub = _subscribe(tenant, httpserver)
+    OutboxMessage.objects.filter(pk=earlier.pk).update(created_at=sub.created_at - timedelta(microseconds=1))
+    later = _emit(tenant)
+    relay.fan_out()
+    assert list(Delivery.objects.values_list("message_id", flat=True)) == [later.pk]
+    earlier.refresh_from_db()
+    assert earlier.status == "delivered"  # nobody wanted it
+
+
+@pytest.mark.django_db
 def test_retries_give_up_after_the_schedule_and_a_replay_delivers(tenant, httpserver, settings):
     settings.OUTBOX_MAX_ATTEMPTS = 3
     sub = _subscribe(tenant, httpserver)

@@ -4,12 +4,14 @@ tenant's ids → 404, malformed JSON → 400; always problem+json, never a 5xx, 
 import re
 
 import pytest
+from django.db import transaction
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
-from benefits.models import Benefit, CampaignBenefitMapping, EventCode, TierBenefitMapping
-from events.models import MemberEvent, OutboxMessage
+from benefits.models import Benefit, CampaignBenefitMapping, EventCode, MemberBenefit, TierBenefitMapping
+from events.models import Delivery, MemberEvent, OutboxMessage, WebhookSubscription
+from events.outbox import emit
 from members.models import Member
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tests.conftest import assert_problem
@@ -55,7 +57,7 @@ def world(tenant, other_tenant, api_client_for):
     ids = {}
     for owner, member_id in ((tenant, "ann"), (other_tenant, "theirs")):
         tier_type, tiers, rule = hotel_ladder(owner)
-        MemberFactory(tenant=owner, external_id=member_id)
+        member = MemberFactory(tenant=owner, external_id=member_id)
         client = api_client_for(owner)
         client.post(f"/api/v1/member/{member_id}/tier")
         event = client.post(
@@ -70,6 +72,14 @@ def world(tenant, other_tenant, api_client_for):
         TierBenefitMapping.objects.create(tenant=owner, tier=tiers["gold"], benefit=benefit)
         CampaignBenefitMapping.objects.create(tenant=owner, campaign_code="SPRING", benefit=benefit)
         event_code = EventCode.objects.create(tenant=owner, code="VIP", action="award_points", points=100)
+        voucher = Benefit.objects.create(tenant=owner, code="voucher", name="Voucher", usage_limit=2)
+        grant = MemberBenefit.objects.create(
+            tenant=owner, member=member, benefit=voucher, source="manual", granted_at=member.registered_at
+        )
+        subscription = WebhookSubscription.objects.create(tenant=owner, url="https://hooks.test/h", secret="whsec_x")
+        with transaction.atomic():
+            message = emit(tenant=owner, type="tier.changed", member_id=member_id, data={})
+        Delivery.objects.create(tenant=owner, message=message, destination="broker", status="dead")
         ids[owner.slug] = {
             "tier_type": tier_type.pk,
             "tier": tiers["gold"].pk,
@@ -81,13 +91,21 @@ def world(tenant, other_tenant, api_client_for):
             "modifier": modifier.pk,
             "benefit": benefit.pk,
             "event_code": event_code.pk,
+            "grant": grant.pk,
+            "subscription": subscription.pk,
+            "message": message.pk,
             "campaign_code": "SPRING",
         }
     return ids["globex"]
 
 
 def _fill(path: str, ids: dict) -> str:
-    for name, kind in (("tier_id", "tier"), ("benefit_id", "benefit"), ("campaign_code", "campaign_code")):
+    for name, kind in (
+        ("tier_id", "tier"),
+        ("benefit_id", "benefit"),
+        ("campaign_code", "campaign_code"),
+        ("grant_id", "grant"),
+    ):
         path = path.replace(f"{{{name}}}", str(ids[kind]))
     if path.startswith("/api/v1/point-conversion/rule/"):
         kind = "point_rule"
@@ -105,14 +123,20 @@ def _fill(path: str, ids: dict) -> str:
         kind = "benefit"
     elif path.startswith("/api/v1/event/code/"):
         kind = "event_code"
+    elif path.startswith("/api/v1/webhook/subscription/"):
+        kind = "subscription"
+    elif path.startswith("/api/v1/outbox/"):
+        kind = "message"  # a uuid
     else:
         kind = "event"
     path = path.replace("{member_id}", str(ids["member"]))
     return re.sub(r"\{[a-z_]+\}", str(ids[kind]), path)
 
 
-def _snapshot() -> tuple[int, ...]:
-    return tuple(
+def _snapshot() -> tuple:
+    grants = tuple(MemberBenefit.objects.order_by("pk").values_list("pk", "status", "uses"))
+    deliveries = tuple(Delivery.objects.order_by("pk").values_list("pk", "status", "attempts"))
+    return (grants, deliveries), *(
         model.objects.count()
         for model in (
             AuditEntry,
@@ -131,6 +155,7 @@ def _snapshot() -> tuple[int, ...]:
             TierBenefitMapping,
             CampaignBenefitMapping,
             EventCode,
+            WebhookSubscription,
         )
     )
 
