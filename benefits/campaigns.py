@@ -14,15 +14,14 @@ Choices where DOMAIN.md is silent (tested in tests/benefits/test_campaign_benefi
   benefit and source).
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db.models import Q
 
 from benefits.engine import campaign_benefits
 from benefits.models import Benefit, CampaignBenefitMapping, MemberBenefit
-from benefits.services import _catalog, grant_benefit
+from benefits.services import benefit_catalog, criteria_judge, grant_benefit
 from members.models import Member
 from tenancy.models import Tenant
 
@@ -32,10 +31,6 @@ def grant_campaign_benefits(
 ) -> dict[str, list[str]]:
     """Grant what ``campaign_code`` gives the member (caller holds the member's lock, inside the
     event's transaction). → ``{"granted": [codes], "exhausted": [codes]}``."""
-    from events.metrics import daily_metrics
-    from tiers.engine import criteria_hold
-    from tiers.selectors import member_snapshot
-
     outcome: dict[str, list[str]] = {"granted": [], "exhausted": []}
     mappings = [
         (m.benefit_id, tuple(m.criteria))
@@ -43,18 +38,12 @@ def grant_campaign_benefits(
     ]
     if not mappings:
         return outcome
-    catalog = _catalog(tenant)
-    tz = ZoneInfo(tenant.timezone)
-    cache: dict[str, Any] = {}
-
-    def holds(criteria: tuple) -> bool:
-        if "metrics" not in cache:
-            cache["metrics"] = daily_metrics(member=member, since=(now - timedelta(days=3660)).date())
-            cache["member"] = member_snapshot(member)
-        return criteria_hold(criteria, metrics=cache["metrics"], member=cache["member"], now=now, tz=tz)
-
     wanted = campaign_benefits(
-        catalog=catalog, mappings=mappings, campaign_code=campaign_code, now=now, criteria_hold=holds
+        catalog=benefit_catalog(tenant),
+        mappings=mappings,
+        campaign_code=campaign_code,
+        now=now,
+        criteria_hold=criteria_judge(tenant=tenant, member=member, now=now),
     )
     already = set(
         MemberBenefit.objects.filter(member=member, source=MemberBenefit.Source.CAMPAIGN, benefit_id__in=wanted)

@@ -48,9 +48,8 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
@@ -61,7 +60,7 @@ from django.utils import timezone
 from audit.services import record_audit
 from benefits.engine import campaign_benefits
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit
-from benefits.services import _catalog, grant_benefit
+from benefits.services import benefit_catalog, criteria_judge, grant_benefit
 from config.errors import Conflict, DomainError, Invalid, NotFound
 from config.tracing import current_request_id
 from events.outbox import emit
@@ -342,28 +341,15 @@ def _promote(tenant: Tenant, member: Member, event_code: EventCode, actor: Any) 
 
 
 def _grant(tenant: Tenant, member: Member, event_code: EventCode, actor: Any, now: datetime) -> list[dict[str, Any]]:
-    from events.metrics import daily_metrics
-    from tiers.engine import criteria_hold
-    from tiers.selectors import member_snapshot
-
     benefit = event_code.benefit
     if benefit is None:  # EventCode.clean requires one; a row written around it gives nothing
         raise BenefitUnavailable("This event code names no benefit.")
-    tz = ZoneInfo(tenant.timezone)
-    scope: dict[str, Any] = {}
-
-    def holds(criteria: tuple) -> bool:
-        if "metrics" not in scope:
-            scope["metrics"] = daily_metrics(member=member, since=(now - timedelta(days=3660)).date())
-            scope["member"] = member_snapshot(member)
-        return criteria_hold(criteria, metrics=scope["metrics"], member=scope["member"], now=now, tz=tz)
-
     wanted = campaign_benefits(
-        catalog=_catalog(tenant),
+        catalog=benefit_catalog(tenant),
         mappings=[(benefit.pk, ())],
         campaign_code=event_code.code,
         now=now,
-        criteria_hold=holds,
+        criteria_hold=criteria_judge(tenant=tenant, member=member, now=now),
     )
     if not wanted:
         raise BenefitUnavailable(f"Benefit {benefit.code} cannot be granted now.")

@@ -210,7 +210,8 @@ def delete_event_code(*, tenant: Tenant, event_code: EventCode, actor: Any) -> N
 
 
 # --- grants ---------------------------------------------------------------------------------------
-def _catalog(tenant: Tenant) -> dict[int, BenefitSpec]:
+def benefit_catalog(tenant: Tenant) -> dict[int, BenefitSpec]:
+    """The tenant's benefits as the engine reads them."""
     return {
         b.pk: BenefitSpec(
             id=b.pk,
@@ -328,12 +329,7 @@ def _tier_inputs(
 ) -> tuple[dict[int, BenefitSpec], list[HeldTier], list[TierMappingSpec], Callable[[tuple], bool]]:
     """What the engine needs about the member's tier benefits: catalog, held tiers, mappings, and the
     judge of conditional criteria (on the member's metrics, read only when a benefit is conditional)."""
-    from events.metrics import daily_metrics
-    from tiers.engine import criteria_hold
-    from tiers.selectors import member_snapshot
-
-    tz = ZoneInfo(tenant.timezone)
-    catalog = _catalog(tenant)
+    catalog = benefit_catalog(tenant)
     held = [
         HeldTier(a.tier_id, a.tier_type_id, a.tier.rank, a.tier.code, a.tier_type.priority)
         for a in MemberTierAssignment.objects.filter(member=member).select_related("tier", "tier_type")
@@ -342,16 +338,26 @@ def _tier_inputs(
         TierMappingSpec(m.tier_id, m.tier.tier_type_id, m.tier.rank, m.benefit_id, m.inheritable, m.tier.code)
         for m in TierBenefitMapping.objects.filter(tenant=tenant).select_related("tier")
     ]
-    needs_metrics = any(b.lifetime == "conditional" for b in catalog.values())
-    metrics = daily_metrics(member=member, since=(now - timedelta(days=3660)).date()) if needs_metrics else None
-    snapshot = member_snapshot(member)
+    return catalog, held, mappings, criteria_judge(tenant=tenant, member=member, now=now)
+
+
+def criteria_judge(*, tenant: Tenant, member: Member, now: datetime) -> Callable[[tuple], bool]:
+    """Whether criteria (DOMAIN §3.3) hold for the member now: of a conditional benefit, a campaign
+    mapping. The member's metrics are read on the first question only."""
+    from events.metrics import daily_metrics
+    from tiers.engine import criteria_hold
+    from tiers.selectors import member_snapshot
+
+    tz = ZoneInfo(tenant.timezone)
+    loaded: dict[str, Any] = {}
 
     def holds(criteria: tuple) -> bool:
-        if metrics is None:
-            return False
-        return criteria_hold(criteria, metrics=metrics, member=snapshot, now=now, tz=tz)
+        if not loaded:
+            loaded["metrics"] = daily_metrics(member=member, since=(now - timedelta(days=3660)).date())
+            loaded["member"] = member_snapshot(member)
+        return criteria_hold(criteria, metrics=loaded["metrics"], member=loaded["member"], now=now, tz=tz)
 
-    return catalog, held, mappings, holds
+    return holds
 
 
 def _received_during_entitlement(

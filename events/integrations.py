@@ -47,9 +47,13 @@ NOTIFICATION_TYPES = frozenset({"notification.requested"})
 
 @dataclass(frozen=True)
 class Adapter:
+    """``send`` makes one attempt; the relay calls ``on_failure(delivery, outcome, final)`` after each
+    failed one (``final``: the delivery is dead), so member-side state can say ``failed``."""
+
     destination: str  # a Delivery.Destination value
     wants: Callable[[OutboxMessage], bool]
     send: Callable[[Delivery, datetime], Outcome]
+    on_failure: Callable[[Delivery, Outcome, bool], None] | None = None
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -97,34 +101,6 @@ def post(client: httpx.Client, url: str, *, token: str, idempotency_key: str, bo
     if outcome.kind == "gone":  # a 410 disables only webhook subscriptions; from a service it is final
         outcome = Outcome("dead", outcome.status_code, outcome.error)
     return Answer(outcome, response)
-
-
-def gives_up(delivery: Delivery, outcome: Outcome) -> bool:
-    """Whether the relay records this outcome as final (``dead``): the rule of ``events.relay.record``.
-    ``delivery.attempts`` already counts the current attempt (the lease adds it)."""
-    if outcome.kind == "delivered":
-        return False
-    return outcome.kind != "retry" or delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS
-
-
-def reporting(
-    send: Callable[[Delivery, datetime], Outcome], on_failure: Callable[[Delivery, Outcome, bool], None]
-) -> Callable[[Delivery, datetime], Outcome]:
-    """``send`` that tells ``on_failure(delivery, outcome, final)`` about every failed attempt, the
-    last one included, so member-side state (``failed``) follows the delivery even when ``send``
-    raised (the relay retries a raised attempt like a 5xx)."""
-
-    def attempt(delivery: Delivery, now: datetime) -> Outcome:
-        try:
-            outcome = send(delivery, now)
-        except Exception as exc:
-            logger.exception("integration attempt raised", extra={"delivery": delivery.pk})
-            outcome = Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
-        if outcome.kind != "delivered":
-            on_failure(delivery, outcome, gives_up(delivery, outcome))
-        return outcome
-
-    return attempt
 
 
 # --- IAM ------------------------------------------------------------------------------------------
@@ -316,10 +292,8 @@ def _notification_failed(delivery: Delivery, outcome: Outcome, final: bool) -> N
 
 # --- the registry ---------------------------------------------------------------------------------
 IAM = Adapter(Delivery.Destination.IAM, iam_wants, send_to_iam)
-POINT_SERVICE = Adapter(Delivery.Destination.POINT_SERVICE, point_service_wants, reporting(send_points, _points_failed))
-NOTIFICATION = Adapter(
-    Delivery.Destination.NOTIFICATION, notification_wants, reporting(send_notification, _notification_failed)
-)
+POINT_SERVICE = Adapter(Delivery.Destination.POINT_SERVICE, point_service_wants, send_points, _points_failed)
+NOTIFICATION = Adapter(Delivery.Destination.NOTIFICATION, notification_wants, send_notification, _notification_failed)
 
 
 def service_adapters() -> list[Adapter]:

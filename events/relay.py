@@ -130,13 +130,16 @@ def attempt(delivery: Delivery, now: datetime) -> Outcome:
 
 
 def record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
-    """Store an attempt's outcome; the caller settles the message afterwards (:func:`settle`)."""
+    """Store an attempt's outcome, and tell a service adapter about a failure; the caller settles the
+    message afterwards (:func:`settle`)."""
     fields: dict[str, Any] = {"last_status_code": outcome.status_code, "last_error": outcome.error}
+    final = False
     if outcome.kind == "delivered":
         fields |= {"status": Delivery.Status.DELIVERED, "delivered_at": now, "last_error": ""}
     elif outcome.kind == "retry" and delivery.attempts < settings.OUTBOX_MAX_ATTEMPTS:
         fields |= {"next_attempt_at": now + backoff(delivery.attempts)}
     else:
+        final = True
         fields |= {"status": Delivery.Status.DEAD}
         if outcome.kind == "retry":
             fields["last_error"] = f"gave up after {delivery.attempts} attempts; last: {outcome.error}"
@@ -147,6 +150,7 @@ def record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
                 active=False, disabled_reason=f"410 Gone at {now.isoformat(timespec='seconds')}"
             )
     if outcome.kind != "delivered":
+        _report_failure(delivery, outcome, final)
         logger.warning(
             "delivery attempt failed",
             extra={
@@ -157,6 +161,14 @@ def record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
                 "error": outcome.error[:200],
             },
         )
+
+
+def _report_failure(delivery: Delivery, outcome: Outcome, final: bool) -> None:
+    from events.integrations import adapter_for
+
+    adapter = adapter_for(delivery.destination)
+    if adapter is not None and adapter.on_failure is not None:
+        adapter.on_failure(delivery, outcome, final)
 
 
 def settle(message_ids: set[Any], now: datetime | None = None) -> None:

@@ -4,7 +4,6 @@ the embedded default with nothing configured."""
 
 from datetime import timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 from django.core.serializers.json import DjangoJSONEncoder
@@ -13,10 +12,9 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from events import relay
-from events.integrations import gives_up, reporting, service_adapters
+from events.integrations import service_adapters
 from events.models import Delivery, OutboxMessage
 from events.outbox import emit
-from events.webhooks import Outcome
 from members.models import Member
 from members.services import Registration, register_member
 from points.models import PointConversionRule, PointPolicy, PointTransaction
@@ -379,23 +377,26 @@ def test_another_tenants_transaction_ids_in_a_message_are_ignored(tenant, other_
 
 
 # --- failure bookkeeping --------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("kind", "attempts", "final"),
-    [("delivered", 19, False), ("retry", 18, False), ("retry", 19, True), ("dead", 1, True)],
-)
-def test_gives_up_follows_the_relays_rule(settings, kind, attempts, final):
-    settings.OUTBOX_MAX_ATTEMPTS = 19
-    assert gives_up(SimpleNamespace(attempts=attempts), Outcome(kind)) is final
+@pytest.mark.django_db
+def test_the_relay_reports_each_failed_attempt_and_the_final_one(tenant, settings, monkeypatch):
+    """The relay decides when a delivery is dead and tells the adapter (``on_failure``), even when
+    ``send`` raised (retried like a 5xx)."""
+    from events import integrations, relay
 
-
-def test_an_adapter_that_raises_on_its_last_attempt_still_reports_the_failure(settings):
     settings.OUTBOX_MAX_ATTEMPTS = 2
     calls = []
 
     def broken(delivery, now):
         raise RuntimeError("boom")
 
-    send = reporting(broken, lambda delivery, outcome, final: calls.append((outcome.kind, outcome.error, final)))
-    assert send(SimpleNamespace(pk=1, attempts=1), timezone.now()).kind == "retry"
-    assert send(SimpleNamespace(pk=1, attempts=2), timezone.now()).kind == "retry"
-    assert calls == [("retry", "RuntimeError: boom", False), ("retry", "RuntimeError: boom", True)]
+    adapter = integrations.Adapter(
+        "point_service", lambda m: True, broken, lambda d, outcome, final: calls.append((outcome.error, final))
+    )
+    monkeypatch.setattr(integrations, "service_adapters", lambda: [adapter])
+    _emit(tenant, "points.applied", total=1, transactions=[])
+    for _ in range(3):
+        relay.fan_out()
+        relay.deliver_due()
+        Delivery.objects.update(next_attempt_at=timezone.now())
+    assert calls == [("RuntimeError: boom", False), ("RuntimeError: boom", True)]
+    assert Delivery.objects.get().status == "dead"

@@ -18,6 +18,7 @@ from events.models import Delivery, OutboxMessage, WebhookSubscription
 from events.outbox import emit
 from events.webhooks import UnsafeURL, check_url, new_secret
 from tests.concurrency import race
+from tests.events.peers import relay_until_settled
 from tests.factories import TenantFactory
 
 
@@ -70,25 +71,13 @@ def _emit(tenant, member_id="ann", type_="tier.changed", **data) -> OutboxMessag
         return emit(tenant=tenant, type=type_, member_id=member_id, data=data)
 
 
-def _run_until_settled(rounds: int = 30) -> None:
-    """Relay rounds with every retry made due at once (instead of waiting out the backoff)."""
-    for _ in range(rounds):
-        relay.fan_out()
-        relay.deliver_due()
-        Delivery.objects.filter(status="pending").update(next_attempt_at=timezone.now() - timedelta(seconds=1))
-        if not Delivery.objects.filter(status="pending").exists() and not OutboxMessage.objects.filter(
-            status="pending"
-        ):
-            return
-
-
 @pytest.mark.django_db
 def test_a_message_is_posted_signed_with_its_envelope(tenant, httpserver):
     sub = _subscribe(tenant, httpserver)
     receiver = Receiver([sub.secret])
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
     message = _emit(tenant, tier="gold")
-    _run_until_settled()
+    relay_until_settled()
     assert [r["id"] for r in receiver.requests] == [str(message.pk)]
     assert receiver.applied[str(message.pk)] == message.envelope() | {"occurred_at": message.occurred_at.isoformat()}
     delivery = Delivery.objects.get()
@@ -103,7 +92,7 @@ def test_three_500s_then_success_delivers_once_in_effect(tenant, httpserver):
     receiver = Receiver([sub.secret], script=[500, 500, 500])
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
     message = _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     assert [r["id"] for r in receiver.requests] == [str(message.pk)] * 4  # the same id on every retry
     assert list(receiver.applied) == [str(message.pk)]  # deduped by webhook-id: one effect
     delivery = Delivery.objects.get()
@@ -116,7 +105,7 @@ def test_a_400_is_dead_without_retries(tenant, httpserver):
     receiver = Receiver([sub.secret], script=[400])
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
     message = _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     assert len(receiver.requests) == 1
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("dead", 1, 400)
@@ -135,7 +124,7 @@ def test_a_timeout_is_retried(tenant, httpserver):
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("pending", 1, "timeout: ReadTimeout")
     assert delivery.next_attempt_at > timezone.now()  # backing off
-    _run_until_settled()
+    relay_until_settled()
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
 
@@ -146,11 +135,11 @@ def test_410_disables_the_subscription_and_later_messages_skip_it(tenant, httpse
     receiver = Receiver([sub.secret], script=[410])
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
     _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     sub.refresh_from_db()
     assert (sub.active, sub.disabled_reason.startswith("410 Gone")) == (False, True)
     later = _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     later.refresh_from_db()
     assert (later.status, later.deliveries.count(), len(receiver.requests)) == ("delivered", 0, 1)
 
@@ -184,12 +173,12 @@ def test_retries_give_up_after_the_schedule_and_a_replay_delivers(tenant, httpse
     receiver = Receiver([sub.secret], script=[503, 503, 503])
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
     message = _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("dead", 3)
     assert delivery.last_error.startswith("gave up after 3 attempts; last: HTTP 503")
     assert relay.replay_message(tenant=tenant, message=message, actor="ops") == 1
-    _run_until_settled()
+    relay_until_settled()
     delivery.refresh_from_db()
     message.refresh_from_db()
     assert (delivery.status, message.status, len(receiver.requests)) == ("delivered", "delivered", 4)
@@ -207,12 +196,12 @@ def test_rotation_signs_with_both_secrets_until_the_old_one_expires(tenant, http
     receiver = Receiver([new, old])  # each verifier alone must accept the request
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
     _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     assert len(receiver.requests[0]["signature"].split(" ")) == 2
     WebhookSubscription.objects.filter(pk=sub.pk).update(previous_secret_expires_at=timezone.now())
     receiver.verifiers = [Webhook(new)]
     _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     assert len(receiver.requests[1]["signature"].split(" ")) == 1
 
 
@@ -248,7 +237,7 @@ def test_an_unsafe_url_is_dead_at_send_time(tenant, settings):
     WebhookSubscription.objects.create(tenant=tenant, url="http://127.0.0.1:9/hook", secret=new_secret())
     settings.WEBHOOK_ALLOW_PRIVATE = False
     _emit(tenant)
-    _run_until_settled()
+    relay_until_settled()
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.last_error.startswith("unsafe URL")) == ("dead", True)
 
@@ -283,7 +272,7 @@ def test_messages_are_published_to_the_topic_exchange(settings):
         bound.purge()
         tier = _emit(tenant, type_="tier.changed", tier="gold")
         _emit(tenant, type_="points.applied", total=5)  # not bound: not in this queue
-        _run_until_settled()
+        relay_until_settled()
         got = []
         while (msg := bound.get(no_ack=True)) is not None:
             got.append((msg.properties.get("message_id"), msg.payload["type"], msg.payload["data"]))
