@@ -2,7 +2,9 @@
 beat, on PostgreSQL and a Redis of their own, with a local webhook subscriber. 2,000 asynchronous
 events are posted while the worker is killed with SIGKILL once (and restarted) and Redis is restarted
 once (losing every queued task). After recovery every event is processed exactly once and every outbox
-message reaches the subscriber (distinct ids = messages; duplicates only as retries of the same id).
+message reaches the subscriber (distinct ids = messages; duplicates only as retries of the same id);
+local stand-ins for the IAM and the Point Service get every member linked and every point transaction
+once per ``Idempotency-Key``.
 
 Recovery is the design's, not the test's: PostgreSQL is the truth, the broker only a trigger. Lost
 evaluation tasks are re-enqueued by the sweeper (beat), leased deliveries of a killed worker expire
@@ -12,6 +14,7 @@ and are attempted again, and receivers dedupe on ``webhook-id``.
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,8 +36,10 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
+from events.integrations import IAM_TYPES
 from events.models import Delivery, MemberEvent, MetricDay, OutboxMessage, WebhookSubscription
 from events.webhooks import new_secret
+from members.models import Member
 from members.services import Registration, register_member
 from points.models import PointConversionRule, PointTransaction
 from tests.conftest import AUDIENCE, ISSUER, REQUIRE_SERVICES, claims_for, sign
@@ -166,6 +171,23 @@ class Topology:
                 time.sleep(0.2)
 
 
+class Peer:
+    """The IAM or the Point Service: answers 200 (links with attributes) and counts requests per
+    ``Idempotency-Key`` and per path."""
+
+    def __init__(self, reply: dict | None = None):
+        self.reply = reply or {}
+        self.keys: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Response:
+        with self.lock:
+            self.keys[request.headers.get("Idempotency-Key", "")] += 1
+            self.paths[request.path] += 1
+        return Response(json.dumps(self.reply), status=200, content_type="application/json")
+
+
 class Subscriber:
     """The webhook receiver: verifies every signature, counts requests per webhook-id."""
 
@@ -213,8 +235,12 @@ def test_2000_events_survive_a_killed_worker_and_a_restarted_redis(receiver, jwt
     subscriber = Subscriber(secret)
     receiver.expect_request("/hook", method="POST").respond_with_handler(subscriber)
     WebhookSubscription.objects.create(tenant=tenant, url=receiver.url_for("/hook"), secret=secret)
-    for i in range(MEMBERS):
-        register_member(tenant=tenant, registration=Registration(external_id=f"f{i}"), actor="e2e")
+    iam_links, iam_pushes, point_service = Peer({"attributes": {"segment": "e2e"}}), Peer(), Peer()
+    receiver.expect_request(re.compile(r"/iam/members/[^/]+/link"), method="POST").respond_with_handler(iam_links)
+    receiver.expect_request(re.compile(r"/iam/members/[^/]+/privileges"), method="POST").respond_with_handler(
+        iam_pushes
+    )
+    receiver.expect_request("/points/transactions", method="POST").respond_with_handler(point_service)
 
     redis_port, web_port = _free_port(), _free_port()
     broker = f"redis://127.0.0.1:{redis_port}/0"
@@ -230,6 +256,8 @@ def test_2000_events_survive_a_killed_worker_and_a_restarted_redis(receiver, jwt
         "JWT_ISSUER": ISSUER,
         "JWT_AUDIENCE": AUDIENCE,
         "WEBHOOK_ALLOW_PRIVATE": "1",
+        "IAM_BASE_URL": receiver.url_for("/iam"),
+        "POINT_SERVICE_URL": receiver.url_for("/points"),
         "OUTBOX_RELAY_INTERVAL": "1",
         "OUTBOX_RETRY_BASE": "1",
         "OUTBOX_RETRY_CAP": "4",
@@ -243,6 +271,8 @@ def test_2000_events_survive_a_killed_worker_and_a_restarted_redis(receiver, jwt
         topology.start_web()
         topology.start_worker()
         topology.start_beat()
+        for i in range(MEMBERS):  # member.created: relayed by the topology, whose settings name the IAM
+            register_member(tenant=tenant, registration=Registration(external_id=f"f{i}"), actor="e2e")
         token = sign(claims_for(tenant.slug, "privilege:read privilege:write"), jwt_keys["trusted"])
         client = httpx.Client(
             base_url=f"http://127.0.0.1:{web_port}", headers={"Authorization": f"Bearer {token}"}, timeout=60
@@ -312,6 +342,16 @@ def test_2000_events_survive_a_killed_worker_and_a_restarted_redis(receiver, jwt
     assert subscriber.bad == []
     assert set(subscriber.seen) == {str(m) for m in messages}
     duplicates = sum(subscriber.seen.values()) - len(subscriber.seen)
+
+    # The IAM linked every member once in effect (attributes stored); the Point Service got every
+    # point transaction, each under its own id as Idempotency-Key.
+    assert sorted(iam_links.paths) == sorted(f"/iam/members/f{i}/link" for i in range(MEMBERS))
+    assert set(Member.objects.filter(tenant=tenant).values_list("attributes__segment", "iam_linked")) == {("e2e", True)}
+    pushed = OutboxMessage.objects.filter(tenant=tenant, type__in=IAM_TYPES - {"member.created"})
+    assert set(iam_pushes.keys) == {str(m) for m in pushed.values_list("id", flat=True)}
+    transactions = PointTransaction.objects.filter(member__tenant=tenant)
+    assert set(point_service.keys) == {str(pk) for pk in transactions.values_list("pk", flat=True)}
+    assert set(transactions.values_list("sync_status", flat=True)) == {"sent"}
     print(
         json.dumps(
             {
@@ -319,6 +359,9 @@ def test_2000_events_survive_a_killed_worker_and_a_restarted_redis(receiver, jwt
                 "messages": len(messages),
                 "webhook_requests": sum(subscriber.seen.values()),
                 "duplicates": duplicates,
+                "point_service_requests": sum(point_service.keys.values()),
+                "point_transactions": transactions.count(),
+                "iam_requests": sum(iam_links.paths.values()) + sum(iam_pushes.paths.values()),
             }
         )
     )
