@@ -4,7 +4,7 @@ the scheduler: ``celery -A config beat`` (one instance; periodic jobs also take 
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,3 +20,12 @@ def _bind_correlation_id(task_id: str | None = None, task=None, **_: object) -> 
 
     headers = getattr(getattr(task, "request", None), "headers", None) or {}
     bind_request_id(str(headers.get("correlation_id") or task_id or ""))
+
+
+@task_postrun.connect
+def _unbind_correlation_id(**_: object) -> None:
+    """A task's id must not leak into whatever runs next in the same process (eager tasks run inside
+    a request or a test; a worker runs the next task)."""
+    from config.tracing import bind_request_id
+
+    bind_request_id("")

@@ -308,3 +308,12 @@ def service_adapters() -> list[Adapter]:
 
 def adapter_for(destination: str) -> Adapter | None:
     return next((a for a in service_adapters() if a.destination == destination), None)
+
+
+def failure_hook(destination: str) -> Callable[[Delivery, Outcome, bool], None] | None:
+    """Whom to tell that a delivery failed: its adapter, enabled or not (a delivery fanned out before
+    its service was unconfigured still leaves member-side state saying ``failed``)."""
+    adapter = adapter_for(destination) or {a.destination: a for a in (IAM, POINT_SERVICE, NOTIFICATION)}.get(
+        destination
+    )
+    return adapter.on_failure if adapter is not None else None

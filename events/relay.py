@@ -164,11 +164,10 @@ def record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
 
 
 def _report_failure(delivery: Delivery, outcome: Outcome, final: bool) -> None:
-    from events.integrations import adapter_for
+    from events.integrations import failure_hook
 
-    adapter = adapter_for(delivery.destination)
-    if adapter is not None and adapter.on_failure is not None:
-        adapter.on_failure(delivery, outcome, final)
+    if (hook := failure_hook(delivery.destination)) is not None:
+        hook(delivery, outcome, final)
 
 
 def settle(message_ids: set[Any], now: datetime | None = None) -> None:

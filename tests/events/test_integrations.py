@@ -334,6 +334,17 @@ def test_retries_exhausted_fail_the_transactions(tenant, settings, point_service
     assert delivery.last_error.startswith("gave up after 3 attempts")
 
 
+def test_a_service_unconfigured_after_fan_out_still_fails_the_transactions(tenant, settings, point_service):
+    PointPolicy.objects.create(tenant=tenant, welcome_points=500)
+    _register(tenant)
+    relay.fan_out()
+    settings.POINT_SERVICE_URL = ""
+    relay_until_settled()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.last_error) == ("dead", "point_service is not configured any more")
+    assert PointTransaction.objects.get().sync_status == "failed"
+
+
 def test_reversals_and_adjustments_are_synced_too(api, tenant, point_service):
     _earn_rules(tenant)
     api.post("/api/v1/member", {"external_id": "ann"}, format="json")

@@ -123,3 +123,20 @@ def test_home_redirects_to_docs(client):
 
 def test_health_rejects_writes_as_problem(client):
     assert_problem(client.post("/api/v1/health"), 405, "method_not_allowed")
+
+
+@pytest.mark.django_db
+def test_a_task_binds_its_correlation_id_and_leaves_nothing_behind():
+    """Log lines of a task carry its correlation id; the next work in the process does not."""
+    from config.celery import app
+    from config.tracing import current_request_id
+
+    seen = []
+
+    @app.task(name="tests.remember_request_id")
+    def remember() -> None:
+        seen.append(current_request_id())
+
+    remember.apply(headers={"correlation_id": "req-77"})
+    assert seen == ["req-77"]
+    assert current_request_id() == ""
