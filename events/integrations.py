@@ -22,7 +22,7 @@ timeouts, network errors, 429 and 5xx retried on the relay's schedule; any other
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from urllib.parse import quote
 import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
 
 from events import notifications
 from events.models import Delivery, Notification, OutboxMessage
@@ -48,12 +49,14 @@ NOTIFICATION_TYPES = frozenset({"notification.requested"})
 @dataclass(frozen=True)
 class Adapter:
     """``send`` makes one attempt; the relay calls ``on_failure(delivery, outcome, final)`` after each
-    failed one (``final``: the delivery is dead), so member-side state can say ``failed``."""
+    failed one (``final``: the delivery is dead), so member-side state can say ``failed``, and
+    ``on_requeue(delivery)`` when an operator makes a dead delivery due again (back to pending)."""
 
     destination: str  # a Delivery.Destination value
     wants: Callable[[OutboxMessage], bool]
     send: Callable[[Delivery, datetime], Outcome]
     on_failure: Callable[[Delivery, Outcome, bool], None] | None = None
+    on_requeue: Callable[[Delivery], None] | None = None
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -290,10 +293,33 @@ def _notification_failed(delivery: Delivery, outcome: Outcome, final: bool) -> N
         notifications.record_failure(notification=notification, error=outcome.error, final=final)
 
 
+def _points_requeued(delivery: Delivery) -> None:
+    from points.models import PointTransaction
+
+    _message_transactions(delivery.message).filter(sync_status=PointTransaction.Sync.FAILED).update(
+        sync_status=PointTransaction.Sync.PENDING
+    )
+
+
+def _notification_requeued(delivery: Delivery) -> None:
+    Notification.objects.filter(
+        pk__in=[n.pk for n in [_notification_of(delivery.message)] if n is not None],
+        status=Notification.Status.FAILED,
+    ).update(status=Notification.Status.REQUESTED, updated_at=timezone.now())
+
+
 # --- the registry ---------------------------------------------------------------------------------
 IAM = Adapter(Delivery.Destination.IAM, iam_wants, send_to_iam)
-POINT_SERVICE = Adapter(Delivery.Destination.POINT_SERVICE, point_service_wants, send_points, _points_failed)
-NOTIFICATION = Adapter(Delivery.Destination.NOTIFICATION, notification_wants, send_notification, _notification_failed)
+POINT_SERVICE = Adapter(
+    Delivery.Destination.POINT_SERVICE, point_service_wants, send_points, _points_failed, _points_requeued
+)
+NOTIFICATION = Adapter(
+    Delivery.Destination.NOTIFICATION,
+    notification_wants,
+    send_notification,
+    _notification_failed,
+    _notification_requeued,
+)
 
 
 def service_adapters() -> list[Adapter]:
@@ -310,10 +336,16 @@ def adapter_for(destination: str) -> Adapter | None:
     return next((a for a in service_adapters() if a.destination == destination), None)
 
 
-def failure_hook(destination: str) -> Callable[[Delivery, Outcome, bool], None] | None:
-    """Whom to tell that a delivery failed: its adapter, enabled or not (a delivery fanned out before
-    its service was unconfigured still leaves member-side state saying ``failed``)."""
-    adapter = adapter_for(destination) or {a.destination: a for a in (IAM, POINT_SERVICE, NOTIFICATION)}.get(
-        destination
-    )
-    return adapter.on_failure if adapter is not None else None
+def known_adapter(destination: str) -> Adapter | None:
+    """The adapter of a destination, enabled or not: whom to tell that its delivery failed or is due
+    again (a delivery fanned out before its service was unconfigured still updates member-side state)."""
+    return adapter_for(destination) or {a.destination: a for a in (IAM, POINT_SERVICE, NOTIFICATION)}.get(destination)
+
+
+def requeued(deliveries: Iterable[Delivery]) -> None:
+    """Dead deliveries made due again by an operator: their adapters put member-side state back to
+    pending."""
+    for delivery in deliveries:
+        adapter = known_adapter(delivery.destination)
+        if adapter is not None and adapter.on_requeue is not None:
+            adapter.on_requeue(delivery)

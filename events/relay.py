@@ -164,10 +164,11 @@ def record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
 
 
 def _report_failure(delivery: Delivery, outcome: Outcome, final: bool) -> None:
-    from events.integrations import failure_hook
+    from events.integrations import known_adapter
 
-    if (hook := failure_hook(delivery.destination)) is not None:
-        hook(delivery, outcome, final)
+    adapter = known_adapter(delivery.destination)
+    if adapter is not None and adapter.on_failure is not None:
+        adapter.on_failure(delivery, outcome, final)
 
 
 def settle(message_ids: set[Any], now: datetime | None = None) -> None:
@@ -229,11 +230,14 @@ def replay_message(*, tenant: Tenant, message: OutboxMessage, actor: Any) -> int
     """An operator's replay: the message's dead deliveries are due again with fresh attempts (the same
     ``webhook-id``, so receivers that already applied it dedupe). Audited. Returns how many."""
     from audit.services import record_audit
+    from events.integrations import requeued
 
     with transaction.atomic():
-        count = Delivery.objects.filter(message=message, status=Delivery.Status.DEAD).update(
+        dead = list(Delivery.objects.select_for_update().filter(message=message, status=Delivery.Status.DEAD))
+        count = Delivery.objects.filter(pk__in=[d.pk for d in dead]).update(
             status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
         )
+        requeued(dead)
         if count:
             OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.DISPATCHED)
         record_audit(

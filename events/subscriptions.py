@@ -253,6 +253,7 @@ def retry_deliveries(*, tenant: Tenant, deliveries: Iterable[Delivery], actor: A
 
     A pending delivery leased by a worker at this moment may be attempted twice; receivers dedupe on
     ``webhook-id`` (at-least-once, DOMAIN §8)."""
+    from events.integrations import requeued
     from events.relay import kick
 
     ids = [d.pk for d in deliveries]
@@ -263,6 +264,7 @@ def retry_deliveries(*, tenant: Tenant, deliveries: Iterable[Delivery], actor: A
         .select_related("message")
         .order_by("pk")
     )
+    revived_dead = [d for d in rows if d.status == Delivery.Status.DEAD]
     for delivery in rows:
         before = {"status": delivery.status, "attempts": delivery.attempts, "next_attempt_at": delivery.next_attempt_at}
         fields = ["next_attempt_at"]
@@ -280,6 +282,7 @@ def retry_deliveries(*, tenant: Tenant, deliveries: Iterable[Delivery], actor: A
             before=before,
             after={"status": delivery.status, "attempts": delivery.attempts, "next_attempt_at": now},
         )
+    requeued(revived_dead)
     revived = {d.message_id for d in rows}
     OutboxMessage.objects.filter(pk__in=revived, status=OutboxMessage.Status.DEAD).update(
         status=OutboxMessage.Status.DISPATCHED

@@ -313,6 +313,7 @@ def test_a_4xx_is_dead_the_transactions_failed_and_the_points_kept_then_a_replay
     assert api.get("/api/v1/member/ann/points").json()["total"] == 1100
 
     relay.replay_message(tenant=tenant, message=delivery.message, actor="test")
+    assert dict(PointTransaction.objects.values_list("pk", "sync_status")) == {first: "sent", second: "pending"}
     relay_until_settled()
     assert peer.keys == [str(first), str(second), str(second)]
     assert set(PointTransaction.objects.values_list("sync_status", flat=True)) == {"sent"}

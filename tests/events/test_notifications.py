@@ -142,6 +142,20 @@ def test_a_refused_notification_fails_with_the_providers_answer(api, ann, provid
     assert api.get(_status_url("ann")).json()["results"][0]["status"] == "failed"
 
 
+def test_an_operators_retry_of_a_failed_notification_sends_it(api, tenant, ann, provider):
+    from events.subscriptions import retry_deliveries
+
+    peer = Peer(script=[400])
+    provider.expect_request("/notifications", method="POST").respond_with_handler(peer)
+    _send(api)
+    relay_until_settled()
+    assert retry_deliveries(tenant=tenant, deliveries=Delivery.objects.all(), actor="ops") == 1
+    assert Notification.objects.get().status == "requested"  # pending again, not "failed"
+    relay_until_settled()
+    notification = Notification.objects.get()
+    assert (notification.status, len(peer.keys), Delivery.objects.get().status) == ("sent", 2, "delivered")
+
+
 def test_retries_exhausted_fail_the_notification(api, ann, provider, settings):
     settings.OUTBOX_MAX_ATTEMPTS = 2
     provider.expect_request("/notifications", method="POST").respond_with_handler(Peer(script=[500] * 5))
