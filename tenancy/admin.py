@@ -128,3 +128,11 @@ class TenantAdmin(TenantScopedHistoryAdmin):
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> list:
         return self.inlines if request.user.is_superuser else []
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Through ``save_tenant``: audited, ``config_version`` bumped, never written back from the form
+        (also for a revert from the history page, which saves here too)."""
+        from tenancy.services import save_tenant
+
+        obj._history_user = request.user
+        save_tenant(tenant=obj, actor=request.user)

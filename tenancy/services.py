@@ -95,3 +95,30 @@ def delete_config(*, tenant: Tenant, instance: models.Model, actor: Any, holders
         reason=reason,
     )
     tenant.bump_config_version()
+
+
+@transaction.atomic
+def save_tenant(*, tenant: Tenant, actor: Any, reason: str = "") -> Tenant:
+    """A tenant's own settings (timezone, currency, limits, auto-enrol…), audited as
+    ``tenant.created|updated``. A change bumps ``config_version``: the timezone moves local days and
+    cap buckets, the limits change how events are judged. ``config_version`` itself is never written
+    from the object (a form loaded before a concurrent bump must not take the counter back)."""
+    creating = tenant._state.adding
+    before = None if creating else snapshot(Tenant.objects.get(pk=tenant.pk))
+    tenant.full_clean(exclude=["config_version"], validate_unique=False)
+    if creating:
+        tenant.save()
+    else:
+        fields = [f.attname for f in Tenant._meta.concrete_fields if f.name not in ("id", "config_version")]
+        tenant.save(update_fields=fields)
+        tenant.bump_config_version()
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action=f"tenant.{'created' if creating else 'updated'}",
+        target=tenant,
+        before=before,
+        after=snapshot(tenant),
+        reason=reason,
+    )
+    return tenant

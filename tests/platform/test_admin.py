@@ -168,3 +168,23 @@ def test_other_tenant_staff_is_not_a_member(staff_a, other_tenant):
 
     assert list(tenants_for_user(staff_a)) == [TenantFactory(slug="acme")]
     assert other_tenant not in tenants_for_user(staff_a)
+
+
+def test_editing_a_tenant_is_audited_and_bumps_its_config_version(client, staff_a, tenant):
+    client.force_login(staff_a)
+    url = reverse("admin:tenancy_tenant_change", args=[tenant.pk])
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {k: ("on" if v is True else "" if v in (False, None) else v) for k, v in data.items()}
+    version = tenant.config_version
+    tenant.bump_config_version()  # a concurrent configuration save after the form was loaded
+    response = client.post(url, data | {"timezone": "Asia/Tokyo"})
+    assert response.status_code == 302, response.content[:500]
+    tenant.refresh_from_db()
+    assert (tenant.timezone, tenant.config_version) == ("Asia/Tokyo", version + 2)  # never taken back
+    entry = AuditEntry.objects.get(action="tenant.updated")
+    assert (entry.actor, entry.before["timezone"], entry.after["timezone"]) == (
+        "user:anna",
+        "Asia/Bangkok",
+        "Asia/Tokyo",
+    )
