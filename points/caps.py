@@ -56,6 +56,19 @@ def bucket_names(rule_id: int | None, keys: dict[str, str]) -> dict[str, str]:
     return {f"{owner}:{period}": f"{owner}:{period}:{key}" for period, key in keys.items()}
 
 
+def capped_bucket_names(rules: Sequence[ConversionRuleSpec], policy: Policy, keys: dict[str, str]) -> dict[str, str]:
+    """Engine allowance name → stored bucket key, for the period buckets some cap reads (the engine
+    needs no other totals; every bucket is still counted, so a cap added later finds its total)."""
+    names = {}
+    for period, key in keys.items():
+        if getattr(policy, f"cap_per_{period}") is not None:
+            names[f"global:{period}"] = f"global:{period}:{key}"
+        for rule in rules:
+            if getattr(rule, f"cap_per_{period}") is not None:
+                names[f"rule:{rule.id}:{period}"] = f"rule:{rule.id}:{period}:{key}"
+    return names
+
+
 def award_buckets(rule_id: int | None, keys: dict[str, str]) -> tuple[str, ...]:
     """Every stored bucket an award of ``rule_id`` counts in: the rule's and the global ones."""
     return (*bucket_names(rule_id, keys).values(), *bucket_names(None, keys).values())

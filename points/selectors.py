@@ -125,15 +125,12 @@ def quote_event_points(
 ) -> tuple[Award, ...]:
     """What an event would earn now, at the member's current tiers and with the cap buckets and pools
     as they stand, without recording anything (``POST /member/{id}/points/calculate``)."""
-    from points.caps import bucket_keys, bucket_names
+    from points.caps import bucket_keys, capped_bucket_names
     from points.engine import calculate
 
     rules, mods, policy = point_specs(tenant=tenant)
     tz = ZoneInfo(tenant.timezone)
-    keys = bucket_keys(event.occurred_at, tz)
-    names = bucket_names(None, keys)
-    for rule in rules:
-        names.update(bucket_names(rule.id, keys))
+    names = capped_bucket_names(rules, policy, bucket_keys(event.occurred_at, tz))
     stored = dict(PointBucket.objects.filter(member=member, key__in=names.values()).values_list("key", "total"))
     used = {name: stored[key] for name, key in names.items() if key in stored}
     for pk, pool_used in PointModifier.objects.filter(pk__in=[m.id for m in mods]).values_list("pk", "pool_used"):

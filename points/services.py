@@ -19,7 +19,14 @@ from config.tracing import current_request_id
 from events.models import MemberEvent
 from events.outbox import emit
 from members.models import Member
-from points.caps import add_to_buckets, award_buckets, bucket_keys, bucket_names, cut_by_period, reallocate_after
+from points.caps import (
+    add_to_buckets,
+    award_buckets,
+    bucket_keys,
+    capped_bucket_names,
+    cut_by_period,
+    reallocate_after,
+)
 from points.engine import calculate
 from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from points.selectors import point_specs
@@ -157,10 +164,12 @@ def award_event_points(
         return 0, []
     tz = ZoneInfo(tenant.timezone)
     keys = bucket_keys(event.occurred_at, tz)
-    names = bucket_names(None, keys)
-    for rule in rules:
-        names.update(bucket_names(rule.id, keys))
-    stored = dict(PointBucket.objects.filter(member=member, key__in=names.values()).values_list("key", "total"))
+    names = capped_bucket_names(rules, policy, keys)  # only what a cap reads (every bucket is still counted)
+    stored = (
+        dict(PointBucket.objects.filter(member=member, key__in=names.values()).values_list("key", "total"))
+        if names
+        else {}
+    )
     used: dict[str, int] = {name: stored.get(key, 0) for name, key in names.items() if key in stored}
     pooled = [m.id for m in mods if m.campaign_total is not None]
     if pooled:  # pools are shared across members: lock them (in pk order) for this transaction
