@@ -29,12 +29,13 @@ TASK_RETRIES = Counter("privilege_task_retries_total", "Celery task retries, by 
 
 
 class OutboxBacklogCollector(Collector):
-    """Outbox messages not yet delivered, per status, read from the database at scrape time."""
+    """Outbox messages not yet delivered, per status, and deliveries not delivered, per destination and
+    status (a dead webhook or a failing service shows here), read from the database at scrape time."""
 
     def collect(self):
         from django.db.models import Count
 
-        from events.models import OutboxMessage
+        from events.models import Delivery, OutboxMessage
 
         gauge = GaugeMetricFamily(
             "privilege_outbox_backlog", "Outbox messages awaiting delivery, by status.", labels=["status"]
@@ -47,6 +48,18 @@ class OutboxBacklogCollector(Collector):
         for row in rows:
             gauge.add_metric([row["status"]], row["n"])
         yield gauge
+        deliveries = GaugeMetricFamily(
+            "privilege_delivery_backlog",
+            "Deliveries not delivered (pending or dead), by destination and status.",
+            labels=["destination", "status"],
+        )
+        for row in (
+            Delivery.objects.exclude(status=Delivery.Status.DELIVERED)
+            .values("destination", "status")
+            .annotate(n=Count("id"))
+        ):
+            deliveries.add_metric([row["destination"], row["status"]], row["n"])
+        yield deliveries
 
 
 _BACKLOG = OutboxBacklogCollector()

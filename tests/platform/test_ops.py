@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from config import ops
-from events.models import OutboxMessage
+from events.models import Delivery, OutboxMessage
 from tests.conftest import assert_problem
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +105,9 @@ def test_metrics_expose_request_latency_and_outbox_backlog(client, tenant):
         emit(tenant=tenant, type="member.created", member_id="m1", data={})
         emit(tenant=tenant, type="member.created", member_id="m2", data={})
     OutboxMessage.objects.filter(member_id="m2").update(status=OutboxMessage.Status.DEAD)
+    dead = OutboxMessage.objects.get(member_id="m2")
+    Delivery.objects.create(tenant=tenant, message=dead, destination="point_service", status="dead")
+    Delivery.objects.create(tenant=tenant, message=dead, destination="broker", status="delivered")
     client.get("/api/v1/health")
     response = client.get("/metrics")
     assert response.status_code == 200
@@ -113,6 +116,8 @@ def test_metrics_expose_request_latency_and_outbox_backlog(client, tenant):
     assert 'privilege_http_request_duration_seconds_count{method="GET",route="api/v1/health",status="2xx"}' in text
     assert 'privilege_outbox_backlog{status="pending"} 1.0' in text
     assert 'privilege_outbox_backlog{status="dead"} 1.0' in text
+    assert 'privilege_delivery_backlog{destination="point_service",status="dead"} 1.0' in text
+    assert 'privilege_delivery_backlog{destination="broker"' not in text  # delivered ones are not backlog
 
 
 def test_home_redirects_to_docs(client):
