@@ -62,7 +62,6 @@ from benefits.engine import campaign_benefits
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit
 from benefits.services import benefit_catalog, criteria_judge, grant_benefit
 from config.errors import Conflict, DomainError, Invalid, NotFound
-from config.tracing import current_request_id
 from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
@@ -392,23 +391,15 @@ def _grant(tenant: Tenant, member: Member, event_code: EventCode, actor: Any, no
 
 
 def _award(tenant: Tenant, member: Member, event_code: EventCode, now: datetime) -> dict[str, Any]:
-    from points.services import _transaction_view
+    from points.services import grant_points
 
     points = event_code.points or 0
-    tx = PointTransaction.objects.create(
+    tx = grant_points(
         tenant=tenant,
         member=member,
         kind=PointTransaction.Kind.CODE,
         points=points,
-        uncapped=points,
         occurred_at=now,
-        correlation_id=current_request_id(),
-    )
-    emit(
-        tenant=tenant,
-        type="points.applied",
-        member_id=member.external_id,
-        occurred_at=now,
-        data={"kind": "code", "code": event_code.code, "total": points, "transactions": [_transaction_view(tx, None)]},
+        note={"code": event_code.code},
     )
     return {"transaction": tx.pk, "points": points}

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig, Susp
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, pagination, parsers, permissions
 from rest_framework.request import Request
 
@@ -235,3 +236,14 @@ def problem_exception_handler(exc: BaseException, context: Mapping[str, Any]) ->
         logger.error("unhandled error in API view", exc_info=exc)
         response = problem_response(status=500, code="internal_error", detail="An internal error occurred.")
     return response
+
+
+# Path and header parameters many views document the same way.
+MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry safely: the same key and body replay the original response for 24 hours.",
+)

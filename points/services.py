@@ -7,6 +7,7 @@ Retroactive recalculation is ``points.recalculation``.
 """
 
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -308,21 +309,36 @@ def grant_welcome_points(*, tenant: Tenant, member: Member, actor: Any) -> Point
     policy = PointPolicy.objects.filter(tenant=tenant).first()
     if policy is None or not policy.welcome_points:
         return None
-    tx = PointTransaction.objects.create(
+    return grant_points(
         tenant=tenant,
         member=member,
         kind=PointTransaction.Kind.WELCOME,
         points=policy.welcome_points,
-        uncapped=policy.welcome_points,
         occurred_at=member.registered_at,
+    )
+
+
+def grant_points(
+    *, tenant: Tenant, member: Member, kind: str, points: int, occurred_at: datetime, note: dict[str, Any] | None = None
+) -> PointTransaction:
+    """Points not earned by an event (welcome, an event code): one transaction outside caps and tier
+    metrics, and a ``points.applied`` message whose data carries ``kind`` and ``note``. Inside the
+    caller's transaction."""
+    tx = PointTransaction.objects.create(
+        tenant=tenant,
+        member=member,
+        kind=kind,
+        points=points,
+        uncapped=points,
+        occurred_at=occurred_at,
         correlation_id=current_request_id(),
     )
     emit(
         tenant=tenant,
         type="points.applied",
         member_id=member.external_id,
-        occurred_at=member.registered_at,
-        data={"kind": "welcome", "total": tx.points, "transactions": [_transaction_view(tx, None)]},
+        occurred_at=occurred_at,
+        data={"kind": kind, **(note or {}), "total": points, "transactions": [_transaction_view(tx, None)]},
     )
     return tx
 

@@ -9,7 +9,7 @@ A member action (``privilege:write``). The member is looked up first (another te
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,18 +17,9 @@ from rest_framework.views import APIView
 
 from benefits.codes import redeem_event_code
 from benefits.models import EventCode
-from config.api import SCOPE_WRITE, tenant_of
+from config.api import IDEMPOTENCY_KEY, MEMBER_ID, SCOPE_WRITE, tenant_of
 from members.selectors import get_member
 from tenancy.idempotency import idempotent
-
-MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Retry safely: the same key and body replay the original response for 24 hours.",
-)
 
 
 class EventCodeRedeemInputSerializer(serializers.Serializer):

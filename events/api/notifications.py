@@ -5,19 +5,17 @@ from typing import Any
 
 import django_filters
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import TenantQuerysetMixin, tenant_of
+from config.api import MEMBER_ID, TenantQuerysetMixin, tenant_of
 from events.models import Notification
 from events.notifications import MAX_DATA_BYTES, TEMPLATE, member_notifications, request_notification
 from members.selectors import get_member
 from tenancy.idempotency import idempotent
-
-MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
 
 
 # --- serializers ----------------------------------------------------------------------------------

@@ -17,7 +17,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import SCOPE_ADMIN, TenantQuerysetMixin, flatten_errors, require_well_formed_body, tenant_of
+from config.api import (
+    IDEMPOTENCY_KEY,
+    MEMBER_ID,
+    SCOPE_ADMIN,
+    TenantQuerysetMixin,
+    flatten_errors,
+    require_well_formed_body,
+    tenant_of,
+)
 from events.api.serializers import (
     BatchEventInputSerializer,
     EventAcceptedSerializer,
@@ -54,14 +62,6 @@ from members.selectors import get_member, member_tiers
 from tenancy.idempotency import idempotent
 from tenancy.models import Tenant
 
-MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Retry safely: the same key and body replay the original response for 24 hours.",
-)
 PREFER = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, required=False, description="'respond-async' → 202 and a background task."
 )

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from benefits import services as benefit_services
 from benefits.selectors import active_grants, benefits
 from config.api import (
+    MEMBER_ID,
     SCOPE_ADMIN,
     SCOPE_READ,
     SCOPE_WRITE,
@@ -50,7 +51,6 @@ from tenancy.idempotency import idempotent
 from tiers import services as tier_services
 from tiers.selectors import tier_by_codes, tier_type_by_code
 
-MEMBER_ID = OpenApiParameter("member_id", str, OpenApiParameter.PATH, description="The member's external id.")
 GRANT_ID = OpenApiParameter("grant_id", int, OpenApiParameter.PATH, description="The grant's id (one of the member's).")
 
 
