@@ -744,7 +744,12 @@ def test_member_page_lists_grants_with_a_revoke_link(client, staff, lounge_grant
 
 def test_revoke_needs_a_reason_goes_through_the_service_and_is_audited(client, staff, lounge_grant):
     client.force_login(staff)
-    assert client.get(revoke_url(lounge_grant)).status_code == 200
+    form_page = client.get(revoke_url(lounge_grant))
+    assert form_page.status_code == 200
+    html = form_page.content.decode()
+    assert '<form method="post" id="revoke_grant_form" novalidate>' in html
+    assert '<input type="submit" value="Revoke" class="default" name="_save">' in html
+    assert "&rsaquo; Revoke benefit" in html
     before = state()
     for blank in ("", "   "):
         page = client.post(revoke_url(lounge_grant), {"reason": blank})

@@ -285,6 +285,10 @@ def test_tiers_offered_are_those_of_active_tier_types_of_the_members_tenant(logg
     _, theirs, _ = hotel_ladder(other_tenant)
     _, inactive, _ = hotel_ladder(tenant, code="retired", active=False)
     page = logged_in.get(member_url("change_tier", member))
+    html = page.content.decode()
+    assert '<form method="post" id="change_tier_form" novalidate>' in html
+    assert '<input type="submit" value="Change tier" class="default" name="_save">' in html
+    assert "&rsaquo; Change tier" in html
     offered = [str(choice[1]) for choice in page.context["form"].fields["tier"].choices][1:]
     assert offered == [
         "Hotel status: Member (rank 1)",
