@@ -105,3 +105,33 @@ def test_bucket_totals_do_not_depend_on_arrival_order(program, events, order):
         assert total <= {"global-month": MONTH_CAP}.get(period, caps.get(period, total))
     for member_id in ids:
         _ledger_matches_buckets(member_id)
+
+
+def test_one_async_run_of_shuffled_events_ends_like_in_order_posting(
+    program, api_client_for, eager_tasks, django_capture_on_commit_callbacks
+):
+    """The batch path evaluates a member's pending events as one run in arrival order; the in-order
+    allocation makes it end exactly like posting the same events one by one in time order."""
+    events = [(h, a) for h, a in ((30, 90), (5, 80), (60, 70), (29, 90), (4, 60), (200, 90), (31, 50))]
+    for member_id in ("sorted", "batched"):
+        register_member(tenant=program, registration=Registration(external_id=member_id), actor="t")
+    for index, (hours, amount) in sorted(enumerate(events), key=lambda item: -item[1][0]):  # oldest first
+        _post(program, "sorted", f"sorted-{index}", hours, amount)
+    when = (timezone.now()).replace(minute=0, second=0, microsecond=0)
+    body = [
+        {
+            "member_id": "batched",
+            "event_id": f"batched-{index}",
+            "source": "pos",
+            "type": "transaction",
+            "amount": f"{amount}.00",
+            "occurred_at": (when - timedelta(hours=hours)).isoformat(),
+        }
+        for index, (hours, amount) in enumerate(events)  # arrival order is not time order
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client_for(program).post("/api/v1/events/batch", {"events": body}, format="json")
+    assert response.json()["accepted"] == len(events)
+    assert _buckets("batched") == _buckets("sorted")
+    assert _per_event("batched") == _per_event("sorted")
+    assert PointTransaction.objects.filter(member__external_id="batched", kind="adjustment").exists()
