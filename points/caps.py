@@ -138,10 +138,10 @@ def reallocate_after(
     policy: Policy,
     pooled_codes: Iterable[str],
     tz: ZoneInfo,
-) -> tuple[tuple[Award, ...], list[PointTransaction]]:
+) -> tuple[Award, ...]:
     """The late ``event``'s awards allocated in ``occurred_at`` order with the awards that occur after
-    it, and ``adjustment`` transactions (saved, buckets and the points metric updated, a
-    ``points.adjusted`` message written) for those whose share changes. The caller has not yet counted
+    it; those later awards whose share changes get ``adjustment`` transactions (saved, buckets and the
+    points metric updated, a ``points.adjusted`` message written). The caller has not yet counted
     ``awards`` anywhere and holds the member's lock."""
     pooled_codes = set(pooled_codes)
     order = (event.occurred_at, event.event_id, event.pk)  # arrival-independent: the client's id breaks ties
@@ -153,19 +153,19 @@ def reallocate_after(
     horizon = _horizon(event.occurred_at, tz)
     while True:
         movable, current = _movable_earns(member, event, order, horizon, pooled_codes)
-        shares = own + [
+        theirs = [
             CapShare(key=tx.pk, demand=tx.demand or 0, buckets=_share_buckets(tx.rule_id, tx.occurred_at, tz))  # type: ignore[arg-type]
             for tx in movable
         ]
-        touched = {key for share in shares for _, key in share.buckets}
+        touched = {key for share in own + theirs for _, key in share.buckets}
         capped = {key: cap for key in touched if (cap := caps.get(key.rsplit(":", 1)[0])) is not None}
         used: dict[str, int] = defaultdict(
             int, PointBucket.objects.filter(member=member, key__in=touched).values_list("key", "total")
         )
-        for tx in movable:
-            for _, key in _share_buckets(tx.rule_id, tx.occurred_at, tz):  # type: ignore[arg-type]
+        for tx, share in zip(movable, theirs, strict=True):  # the buckets apart from what is re-allocated
+            for _, key in share.buckets:
                 used[key] -= current[tx.pk]
-        result = allocate(shares, capped, used)
+        result = allocate(own + theirs, capped, used)
         changed = [tx for tx in movable if result[tx.pk][0] != current[tx.pk]]
         reach = max((_horizon(tx.occurred_at, tz) for tx in changed), default=horizon)
         if reach <= horizon:
@@ -175,7 +175,8 @@ def reallocate_after(
         replace(a, points=result[("own", i)][0], capped_by=result[("own", i)][1] or _event_cap(a))
         for i, a in enumerate(awards)
     )
-    return mine, _adjust(tenant, member, event, changed, result, current, tz)
+    _adjust(tenant, member, event, changed, result, current, tz)
+    return mine
 
 
 def _event_cap(award: Award) -> str | None:
@@ -227,11 +228,11 @@ def _adjust(
     result: dict[Any, tuple[int, str | None]],
     current: dict[int, int],
     tz: ZoneInfo,
-) -> list[PointTransaction]:
+) -> None:
     from events.metrics import add_contributions, points_contributions
 
     if not changed:
-        return []
+        return
     events = MemberEvent.objects.in_bulk({tx.event_id for tx in changed})
     adjustments = PointTransaction.objects.bulk_create(
         PointTransaction(
@@ -271,4 +272,3 @@ def _adjust(
             ],
         },
     )
-    return adjustments

@@ -195,7 +195,7 @@ def award_event_points(
     if not awards:
         return 0, []
     if any(cut_by_period(a) for a in awards) and not any(a.pool_used for a in awards):
-        awards, _ = reallocate_after(
+        awards = reallocate_after(
             tenant=tenant,
             member=member,
             event=event,
