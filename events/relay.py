@@ -175,15 +175,18 @@ def settle(message_ids: set[Any], now: datetime | None = None) -> None:
     """Messages whose deliveries are all finished become delivered, or dead if one is dead. Run after
     the deliveries' own commits, so concurrent workers finishing sibling deliveries cannot both miss."""
     now = now or timezone.now()
-    for message_id in message_ids:
-        statuses = set(Delivery.objects.filter(message_id=message_id).values_list("status", flat=True))
-        if Delivery.Status.PENDING in statuses:
-            continue
-        dead = Delivery.Status.DEAD in statuses
-        OutboxMessage.objects.filter(pk=message_id, status=OutboxMessage.Status.DISPATCHED).update(
-            status=OutboxMessage.Status.DEAD if dead else OutboxMessage.Status.DELIVERED,
-            delivered_at=None if dead else now,
-        )
+    statuses: dict[Any, set[str]] = {}
+    for message_id, status in (
+        Delivery.objects.filter(message_id__in=message_ids).values_list("message_id", "status").distinct()
+    ):
+        statuses.setdefault(message_id, set()).add(status)
+    finished = {m: s for m, s in statuses.items() if Delivery.Status.PENDING not in s}
+    dead = {m for m, s in finished.items() if Delivery.Status.DEAD in s}
+    dispatched = OutboxMessage.objects.filter(status=OutboxMessage.Status.DISPATCHED)
+    if dead:
+        dispatched.filter(pk__in=dead).update(status=OutboxMessage.Status.DEAD, delivered_at=None)
+    if delivered := set(finished) - dead:
+        dispatched.filter(pk__in=delivered).update(status=OutboxMessage.Status.DELIVERED, delivered_at=now)
 
 
 def deliver_due(*, limit: int = 100) -> int:
