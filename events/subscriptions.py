@@ -1,10 +1,7 @@
 """Operator writes around the outbox (DOMAIN §8): webhook subscriptions (validated, secret generated
 and rotated here, audited without secrets), messages published by hand, and deliveries retried or
 replayed. Each service is one transaction with its audit entry; the relay (``events.relay``) is kicked
-after the commit of anything that made a delivery due.
-
-Also the few reads the API and the admin share (tenant-scoped querysets).
-"""
+after the commit of anything that made a delivery due."""
 
 import json
 from collections.abc import Iterable
@@ -14,7 +11,6 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from audit.services import record_audit, snapshot
@@ -47,22 +43,6 @@ class NothingToReplay(Conflict):
 def public_snapshot(subscription: WebhookSubscription) -> dict[str, Any]:
     """The subscription's values for an audit entry: everything but the secrets."""
     return {k: v for k, v in snapshot(subscription).items() if k not in SECRET_FIELDS}
-
-
-# --- reads ----------------------------------------------------------------------------------------
-def webhook_subscriptions(*, tenant: Tenant) -> QuerySet[WebhookSubscription]:
-    return WebhookSubscription.objects.filter(tenant=tenant).order_by("id")
-
-
-def outbox_messages(*, tenant: Tenant) -> QuerySet[OutboxMessage]:
-    """The tenant's outbox, newest first."""
-    return OutboxMessage.objects.filter(tenant=tenant).order_by("-created_at", "-sequence", "-id")
-
-
-def outbox_messages_with_deliveries(*, tenant: Tenant) -> QuerySet[OutboxMessage]:
-    return outbox_messages(tenant=tenant).prefetch_related(
-        Prefetch("deliveries", queryset=Delivery.objects.order_by("id"))
-    )
 
 
 # --- subscriptions --------------------------------------------------------------------------------

@@ -45,17 +45,14 @@ from events.api.serializers import (
     WebhookSubscriptionSecretOutputSerializer,
 )
 from events.models import MESSAGE_TYPES, MemberEvent, OutboxMessage, WebhookSubscription
-from events.selectors import member_events
+from events.selectors import member_events, outbox_messages, outbox_messages_with_deliveries, webhook_subscriptions
 from events.services import REVIEW_KINDS, evaluate_member_now, ingest_batch, ingest_event
 from events.subscriptions import (
     delete_subscription,
-    outbox_messages,
-    outbox_messages_with_deliveries,
     publish_event,
     replay_dead_deliveries,
     rotate_secret,
     save_subscription,
-    webhook_subscriptions,
 )
 from members.api.serializers import MemberTierOutputSerializer
 from members.selectors import get_member, member_tiers
