@@ -45,9 +45,9 @@ from benefits.models import (
     TierBenefitMapping,
 )
 from config.errors import Conflict, Invalid, NotFound
-from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
+from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
 from tiers.models import MemberTierAssignment, MemberTierChange, Tier

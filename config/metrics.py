@@ -15,7 +15,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.core import REGISTRY
 from prometheus_client.registry import Collector
 
 REQUEST_LATENCY = Histogram(
@@ -28,41 +28,14 @@ EVENTS_PROCESSED = Counter("privilege_events_processed_total", "Member events ev
 TASK_RETRIES = Counter("privilege_task_retries_total", "Celery task retries, by task.", ["task"])
 
 
-class OutboxBacklogCollector(Collector):
-    """Outbox messages not yet delivered, per status, and deliveries not delivered, per destination and
-    status (a dead webhook or a failing service shows here), read from the database at scrape time."""
-
-    def collect(self):
-        from django.db.models import Count
-
-        from events.models import Delivery, OutboxMessage
-
-        gauge = GaugeMetricFamily(
-            "privilege_outbox_backlog", "Outbox messages awaiting delivery, by status.", labels=["status"]
-        )
-        rows = (
-            OutboxMessage.objects.exclude(status=OutboxMessage.Status.DELIVERED)
-            .values("status")
-            .annotate(n=Count("id"))
-        )
-        for row in rows:
-            gauge.add_metric([row["status"]], row["n"])
-        yield gauge
-        deliveries = GaugeMetricFamily(
-            "privilege_delivery_backlog",
-            "Deliveries not delivered (pending or dead), by destination and status.",
-            labels=["destination", "status"],
-        )
-        for row in (
-            Delivery.objects.exclude(status=Delivery.Status.DELIVERED)
-            .values("destination", "status")
-            .annotate(n=Count("id"))
-        ):
-            deliveries.add_metric([row["destination"], row["status"]], row["n"])
-        yield deliveries
+# Collectors computed from the database at scrape time, added at start-up by the apps that own the
+# tables (``outbox.apps``): config, at the bottom of the house, knows none of them.
+_SCRAPE_TIME: list[Collector] = []
 
 
-_BACKLOG = OutboxBacklogCollector()
+def add_scrape_time_collector(collector: Collector) -> None:
+    if collector not in _SCRAPE_TIME:
+        _SCRAPE_TIME.append(collector)
 
 
 def render_metrics() -> tuple[bytes, str]:
@@ -74,5 +47,6 @@ def render_metrics() -> tuple[bytes, str]:
         registry = REGISTRY
     body = generate_latest(registry)
     local = CollectorRegistry()
-    local.register(_BACKLOG)
+    for collector in _SCRAPE_TIME:
+        local.register(collector)
     return body + generate_latest(local), CONTENT_TYPE_LATEST

@@ -46,11 +46,13 @@ INSTALLED_APPS = [
     "axes",
     "django_celery_beat",
     "tenancy",
+    "outbox",
     "members",
     "tiers",
     "benefits",
     "points",
     "events",
+    "integrations",
     "audit",
     "simulation",
 ]
@@ -135,12 +137,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_TASK_ROUTES = {
     "events.evaluate_*": {"queue": "events"},
-    "events.deliver_*": {"queue": "outbox"},
+    "outbox.*": {"queue": "outbox"},
     "events.sync_*": {"queue": "sync"},
 }
 # Periodic jobs (django-celery-beat installs these in its tables; editable in the admin).
 CELERY_BEAT_SCHEDULE = {
-    "deliver-outbox": {"task": "events.deliver_outbox", "schedule": env.float("OUTBOX_RELAY_INTERVAL", default=5.0)},
+    "deliver-outbox": {"task": "outbox.deliver", "schedule": env.float("OUTBOX_RELAY_INTERVAL", default=5.0)},
     "sweep-received-events": {
         "task": "events.sweep_received",
         "schedule": env.float("EVENT_SWEEP_INTERVAL", default=60.0),
@@ -242,7 +244,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Integrations (disabled when blank: their syncs are recorded as "skipped") ---------------------
-# The relay delivers outbox messages to these services (events/integrations.py) with a bearer token,
+# The relay delivers outbox messages to these services (integrations/adapters.py) with a bearer token,
 # the message's (or point transaction's, or notification's) id as Idempotency-Key, and retries on
 # timeouts, network errors, 429 and 5xx per the OUTBOX_* schedule above.
 IAM_BASE_URL = env.str("IAM_BASE_URL", default="")

@@ -22,8 +22,8 @@ from audit.services import record_audit
 from config.errors import Conflict, Invalid
 from config.tracing import current_request_id
 from events.models import Notification
-from events.outbox import emit
 from members.models import Member
+from outbox.emit import emit
 from tenancy.models import Tenant
 
 TEMPLATE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")

@@ -3,10 +3,10 @@
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from events.models import Delivery, MemberEvent, OutboxMessage, WebhookSubscription
+from events.models import MemberEvent
 from members.models import Member
 from tenancy.models import Tenant
 from tiers.engine import progress
@@ -34,18 +34,3 @@ def tier_progress(*, tenant: Tenant, member: Member) -> dict[int, dict[str, Any]
         for a in assignments
         if a.tier_type_id in specs
     }
-
-
-def webhook_subscriptions(*, tenant: Tenant) -> QuerySet[WebhookSubscription]:
-    return WebhookSubscription.objects.filter(tenant=tenant).order_by("id")
-
-
-def outbox_messages(*, tenant: Tenant) -> QuerySet[OutboxMessage]:
-    """The tenant's outbox, newest first."""
-    return OutboxMessage.objects.filter(tenant=tenant).order_by("-created_at", "-sequence", "-id")
-
-
-def outbox_messages_with_deliveries(*, tenant: Tenant) -> QuerySet[OutboxMessage]:
-    return outbox_messages(tenant=tenant).prefetch_related(
-        Prefetch("deliveries", queryset=Delivery.objects.order_by("id"))
-    )

@@ -1,5 +1,5 @@
 """Writes of the events context: member event ingestion and evaluation (the outbox is
-``events.outbox``).
+``outbox.emit``).
 
 Evaluation of a member's event runs in one transaction holding the member's row lock (so one member's
 events are processed one at a time, different members' in parallel): points first (at the tiers held

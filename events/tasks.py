@@ -73,12 +73,3 @@ def review_tiers() -> int:
 
     reviews = review_all()
     return -1 if reviews is None else sum(r.changes for r in reviews)
-
-
-@shared_task(name="events.deliver_outbox", acks_late=True, ignore_result=True)
-def deliver_outbox() -> int:
-    """Run the outbox relay (``events.relay.relay``): on commit of any message, and every few seconds
-    from beat. Any number may run at once (rows are claimed with SKIP LOCKED). Returns attempts made."""
-    from events.relay import relay
-
-    return relay()

@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 
 from audit.services import record_audit
 from config.errors import Conflict, Invalid
-from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
+from outbox.emit import emit
 from tenancy.models import Tenant
 
 _MOBILE = re.compile(r"^\+[1-9]\d{6,14}$")

@@ -35,8 +35,8 @@ from django.db.models import Sum
 
 from config.tracing import current_request_id
 from events.models import MemberEvent
-from events.outbox import emit
 from members.models import Member
+from outbox.emit import emit
 from points.engine import PERIODS, allocate
 from points.models import PointBucket, PointTransaction
 from points.types import Award, CapShare, ConversionRuleSpec, Policy

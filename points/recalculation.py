@@ -28,9 +28,9 @@ from django.db import transaction
 from audit.services import record_audit
 from events.metrics import add_contributions, points_contributions
 from events.models import MemberEvent
-from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
+from outbox.emit import emit
 from points.caps import add_to_buckets, award_buckets, bucket_keys, bucket_names
 from points.engine import calculate
 from points.models import PointTransaction

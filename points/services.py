@@ -18,8 +18,8 @@ from django.db.models import F, Sum
 from config.errors import Conflict, Invalid
 from config.tracing import current_request_id
 from events.models import MemberEvent
-from events.outbox import emit
 from members.models import Member
+from outbox.emit import emit
 from points.caps import (
     add_to_buckets,
     award_buckets,

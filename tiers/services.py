@@ -16,9 +16,9 @@ from audit.services import describe_actor, record_audit
 from benefits.services import sync_tier_benefits
 from config.errors import Conflict, Invalid, NotFound
 from config.tracing import current_request_id
-from events.outbox import emit
 from members.locks import lock_member
 from members.models import Member
+from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
 from tiers.engine import evaluate, grant_claim

@@ -7,8 +7,10 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from events.models import EVENT_TYPES, MESSAGE_TYPES, Delivery, MemberEvent, OutboxMessage, WebhookSubscription
-from events.subscriptions import MAX_GRACE_HOURS, MAX_PUBLISH_DATA_BYTES, PUBLISHABLE_TYPES
+from events.models import EVENT_TYPES, MemberEvent
+from events.publish import MAX_PUBLISH_DATA_BYTES, PUBLISHABLE_TYPES
+from outbox.models import MESSAGE_TYPES, Delivery, OutboxMessage, WebhookSubscription
+from outbox.services import MAX_GRACE_HOURS
 
 _NAME = re.compile(r"^[a-z0-9_\-]{1,64}$")
 MAX_KEYS = 50

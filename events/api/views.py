@@ -44,18 +44,20 @@ from events.api.serializers import (
     WebhookSubscriptionOutputSerializer,
     WebhookSubscriptionSecretOutputSerializer,
 )
-from events.models import MESSAGE_TYPES, MemberEvent, OutboxMessage, WebhookSubscription
-from events.selectors import member_events, outbox_messages, outbox_messages_with_deliveries, webhook_subscriptions
+from events.models import MemberEvent
+from events.publish import publish_event
+from events.selectors import member_events
 from events.services import REVIEW_KINDS, evaluate_member_now, ingest_batch, ingest_event
-from events.subscriptions import (
+from members.api.serializers import MemberTierOutputSerializer
+from members.selectors import get_member, member_tiers
+from outbox.models import MESSAGE_TYPES, OutboxMessage, WebhookSubscription
+from outbox.selectors import outbox_messages, outbox_messages_with_deliveries, webhook_subscriptions
+from outbox.services import (
     delete_subscription,
-    publish_event,
     replay_dead_deliveries,
     rotate_secret,
     save_subscription,
 )
-from members.api.serializers import MemberTierOutputSerializer
-from members.selectors import get_member, member_tiers
 from tenancy.idempotency import idempotent
 from tenancy.models import Tenant
 

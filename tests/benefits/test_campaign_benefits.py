@@ -4,8 +4,8 @@ criteria hold, in the event's transaction, once per member and campaign (benefit
 import pytest
 
 from benefits.models import Benefit, CampaignBenefitMapping, MemberBenefit
-from events.models import OutboxMessage
 from members.models import Member
+from outbox.models import OutboxMessage
 from tests.events.test_ingestion import stay
 from tests.factories import hotel_ladder
 

@@ -19,8 +19,9 @@ from audit.models import AuditEntry
 from benefits.codes import CodeExpired, CodeNotYetValid, redeem_event_code
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit, TierBenefitMapping
 from config.api import SCOPE_READ, SCOPE_WRITE
-from events.models import MetricDay, OutboxMessage
+from events.models import MetricDay
 from members.models import Member
+from outbox.models import OutboxMessage
 from points.models import PointBucket, PointTransaction
 from tests.concurrency import race
 from tests.conftest import assert_problem

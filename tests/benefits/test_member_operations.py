@@ -32,8 +32,8 @@ from benefits.services import (
     unassign_tier_benefit,
 )
 from benefits.tasks import expire_due_grants
-from events.models import OutboxMessage
 from members.models import Member
+from outbox.models import OutboxMessage
 from tests.concurrency import race
 from tests.conftest import assert_problem
 from tests.events.test_ingestion import stay

@@ -4,8 +4,8 @@ retained, never duplicated; limited quantities never oversold."""
 import pytest
 
 from benefits.models import Benefit, MemberBenefit, TierBenefitMapping
-from events.models import OutboxMessage
 from members.models import Member
+from outbox.models import OutboxMessage
 from tests.concurrency import race
 from tests.factories import TenantFactory, hotel_ladder
 

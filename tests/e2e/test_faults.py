@@ -36,11 +36,12 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
-from events.integrations import IAM_TYPES
-from events.models import Delivery, MemberEvent, MetricDay, OutboxMessage, WebhookSubscription
-from events.webhooks import new_secret
+from events.models import MemberEvent, MetricDay
+from integrations.adapters import IAM_TYPES
 from members.models import Member
 from members.services import Registration, register_member
+from outbox.models import Delivery, OutboxMessage, WebhookSubscription
+from outbox.webhooks import new_secret
 from points.models import PointConversionRule, PointTransaction
 from tests.conftest import AUDIENCE, ISSUER, REQUIRE_SERVICES, claims_for, sign
 from tests.factories import TenantFactory, hotel_ladder

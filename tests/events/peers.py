@@ -11,8 +11,8 @@ from typing import Any
 from django.utils import timezone
 from werkzeug import Request, Response
 
-from events import relay
-from events.models import Delivery, OutboxMessage
+from outbox import relay
+from outbox.models import Delivery, OutboxMessage
 
 
 class Peer:

@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 
 from events.metrics import daily_metrics, rebuild_metrics
-from events.models import MemberEvent, MetricDay, OutboxMessage
+from events.models import MemberEvent, MetricDay
 from members.models import Member
+from outbox.models import OutboxMessage
 from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
 from tiers.models import MemberTierAssignment, MemberTierChange

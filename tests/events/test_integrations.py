@@ -1,4 +1,4 @@
-"""The service adapters (events/integrations.py) driven through the outbox relay against real HTTP
+"""The service adapters (integrations/adapters.py) driven through the outbox relay against real HTTP
 peers (pytest-httpserver): IAM link and privilege pushes, the Point Service's per-transaction sync, and
 the embedded default with nothing configured."""
 
@@ -11,12 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from events import relay
-from events.integrations import service_adapters
-from events.models import Delivery, OutboxMessage
-from events.outbox import emit
 from members.models import Member
 from members.services import Registration, register_member
+from outbox import relay
+from outbox import services as outbox_services
+from outbox.emit import emit
+from outbox.models import Delivery, OutboxMessage
+from outbox.registry import service_adapters
 from points.models import PointConversionRule, PointPolicy, PointTransaction
 from tests.events.peers import Peer, relay_once, relay_until_settled
 from tests.factories import PromotionRuleFactory, hotel_ladder
@@ -312,7 +313,7 @@ def test_a_4xx_is_dead_the_transactions_failed_and_the_points_kept_then_a_replay
     # A sync failure never rolls back member state: the points stay awarded.
     assert api.get("/api/v1/member/ann/points").json()["total"] == 1100
 
-    relay.replay_message(tenant=tenant, message=delivery.message, actor="test")
+    outbox_services.replay_message(tenant=tenant, message=delivery.message, actor="test")
     assert dict(PointTransaction.objects.values_list("pk", "sync_status")) == {first: "sent", second: "pending"}
     relay_until_settled()
     assert peer.keys == [str(first), str(second), str(second)]
@@ -393,7 +394,7 @@ def test_another_tenants_transaction_ids_in_a_message_are_ignored(tenant, other_
 def test_the_relay_reports_each_failed_attempt_and_the_final_one(tenant, settings, monkeypatch):
     """The relay decides when a delivery is dead and tells the adapter (``on_failure``), even when
     ``send`` raised (retried like a 5xx)."""
-    from events import integrations, relay
+    from outbox import registry, relay
 
     settings.OUTBOX_MAX_ATTEMPTS = 2
     calls = []
@@ -401,10 +402,10 @@ def test_the_relay_reports_each_failed_attempt_and_the_final_one(tenant, setting
     def broken(delivery, now):
         raise RuntimeError("boom")
 
-    adapter = integrations.Adapter(
+    adapter = registry.Adapter(
         "point_service", lambda m: True, broken, lambda d, outcome, final: calls.append((outcome.error, final))
     )
-    monkeypatch.setattr(integrations, "service_adapters", lambda: [adapter])
+    monkeypatch.setattr(registry, "_registry", {"point_service": adapter})
     _emit(tenant, "points.applied", total=1, transactions=[])
     for _ in range(3):
         relay.fan_out()

@@ -11,8 +11,9 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from config.api import SCOPE_READ, SCOPE_WRITE
 from events import admin_integrations  # noqa: F401 - registers the Notification admin
-from events.models import Delivery, Notification, OutboxMessage
+from events.models import Notification
 from members.models import Member
+from outbox.models import Delivery, OutboxMessage
 from tests.conftest import assert_problem
 from tests.events.peers import Peer, relay_until_settled
 from tests.factories import MemberFactory, TenantMembershipFactory, UserFactory
@@ -143,7 +144,7 @@ def test_a_refused_notification_fails_with_the_providers_answer(api, ann, provid
 
 
 def test_an_operators_retry_of_a_failed_notification_sends_it(api, tenant, ann, provider):
-    from events.subscriptions import retry_deliveries
+    from outbox.services import retry_deliveries
 
     peer = Peer(script=[400])
     provider.expect_request("/notifications", method="POST").respond_with_handler(peer)

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from events import subscriptions
-from events.models import Delivery, OutboxMessage, WebhookSubscription
-from events.outbox import emit
+from outbox import services as subscriptions
+from outbox.emit import emit
+from outbox.models import Delivery, OutboxMessage, WebhookSubscription
 from tests.factories import TenantMembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def _local_hooks(settings):
 def staff(tenant):
     """A staff user of tenant acme with every permission of the events app."""
     user = UserFactory(username="anna")
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="events"))
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["events", "outbox"]))
     TenantMembershipFactory(user=user, tenant=tenant)
     return user
 

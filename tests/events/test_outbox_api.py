@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from config.errors import Invalid
-from events import subscriptions
-from events.models import Delivery, OutboxMessage, WebhookSubscription
-from events.outbox import emit
-from events.webhooks import signing_secrets
+from events.publish import publish_event
 from members.selectors import MemberNotFound
+from outbox import services as subscriptions
+from outbox.emit import emit
+from outbox.models import Delivery, OutboxMessage, WebhookSubscription
+from outbox.webhooks import signing_secrets
 from tests.conftest import assert_problem
 from tests.factories import MemberFactory
 
@@ -237,14 +238,12 @@ def test_retry_makes_pending_and_dead_deliveries_due_now_and_leaves_the_rest(ten
 def test_publish_refuses_unknown_types_missing_members_and_oversized_data(tenant, other_tenant):
     MemberFactory(tenant=other_tenant, external_id="theirs")
     with pytest.raises(Invalid) as refused, transaction.atomic():
-        subscriptions.publish_event(tenant=tenant, type="notification.requested", member_id="", data=[], actor="ops")
+        publish_event(tenant=tenant, type="notification.requested", member_id="", data=[], actor="ops")
     assert set(refused.value.errors) == {"type", "data"}
     with pytest.raises(MemberNotFound), transaction.atomic():
-        subscriptions.publish_event(tenant=tenant, type="tier.changed", member_id="theirs", data={}, actor="ops")
+        publish_event(tenant=tenant, type="tier.changed", member_id="theirs", data={}, actor="ops")
     with pytest.raises(Invalid) as refused, transaction.atomic():
-        subscriptions.publish_event(
-            tenant=tenant, type="tier.changed", member_id="", data={"x": "y" * 40_000}, actor="ops"
-        )
+        publish_event(tenant=tenant, type="tier.changed", member_id="", data={"x": "y" * 40_000}, actor="ops")
     assert list(refused.value.errors) == ["data"]
     assert (OutboxMessage.objects.count(), AuditEntry.objects.count()) == (0, 0)
 

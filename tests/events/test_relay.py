@@ -13,10 +13,11 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
-from events import relay
-from events.models import Delivery, OutboxMessage, WebhookSubscription
-from events.outbox import emit
-from events.webhooks import UnsafeURL, check_url, new_secret
+from outbox import relay
+from outbox import services as outbox_services
+from outbox.emit import emit
+from outbox.models import Delivery, OutboxMessage, WebhookSubscription
+from outbox.webhooks import UnsafeURL, check_url, new_secret
 from tests.concurrency import race
 from tests.events.peers import relay_until_settled
 from tests.factories import TenantFactory
@@ -177,7 +178,7 @@ def test_retries_give_up_after_the_schedule_and_a_replay_delivers(tenant, httpse
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("dead", 3)
     assert delivery.last_error.startswith("gave up after 3 attempts; last: HTTP 503")
-    assert relay.replay_message(tenant=tenant, message=message, actor="ops") == 1
+    assert outbox_services.replay_message(tenant=tenant, message=message, actor="ops") == 1
     relay_until_settled()
     delivery.refresh_from_db()
     message.refresh_from_db()
@@ -261,7 +262,7 @@ def test_concurrent_relays_attempt_each_delivery_once(httpserver):
 def test_messages_are_published_to_the_topic_exchange(settings):
     from kombu import Connection, Queue
 
-    from events.broker import exchange
+    from outbox.broker import exchange
 
     settings.BROKER_PUBLISH = True
     tenant = TenantFactory(slug="broker")

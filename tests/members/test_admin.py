@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from events.models import OutboxMessage
 from members.models import Member
 from members.services import Registration, register_member
+from outbox.models import OutboxMessage
 from tests.factories import MemberFactory, TenantMembershipFactory, UserFactory, hotel_ladder
 from tiers.models import MemberTierAssignment, MemberTierChange
 from tiers.services import change_member_tier

@@ -3,8 +3,8 @@
 import pytest
 
 from audit.models import AuditEntry
-from events.models import OutboxMessage
 from members.models import Member
+from outbox.models import OutboxMessage
 from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
 from tiers.models import MemberTierAssignment, MemberTierChange

@@ -5,9 +5,9 @@ import threading
 import pytest
 from django.db import connection
 
-from events.models import OutboxMessage
 from members.models import Member
 from members.services import Registration, register_member
+from outbox.models import OutboxMessage
 from tests.factories import TenantFactory, hotel_ladder
 from tiers.models import MemberTierAssignment
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from audit.models import AuditEntry
-from events.models import OutboxMessage
+from outbox.models import OutboxMessage
 from tests.factories import TenantFactory, TenantMembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,9 @@ PASSWORD = "correct horse battery staple"
 def staff_a(tenant):
     """A staff user of tenant acme with every permission on our apps' models."""
     user = UserFactory(username="anna")
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["tenancy", "audit", "events"]))
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["tenancy", "audit", "events", "outbox"])
+    )
     TenantMembershipFactory(user=user, tenant=tenant)
     return user
 
@@ -41,7 +43,7 @@ def test_staff_user_sees_only_their_tenant(client, staff_a, tenant, other_tenant
 def test_staff_user_sees_only_their_tenants_audit_and_outbox(client, staff_a, tenant, other_tenant):
     from django.db import transaction
 
-    from events.outbox import emit
+    from outbox.emit import emit
 
     mine = AuditEntry.objects.create(tenant=tenant, actor="system", action="mine")
     theirs = AuditEntry.objects.create(tenant=other_tenant, actor="system", action="theirs")
@@ -52,9 +54,9 @@ def test_staff_user_sees_only_their_tenants_audit_and_outbox(client, staff_a, te
     audit = client.get(reverse("admin:audit_auditentry_changelist"))
     assert list(audit.context["cl"].queryset) == [mine]
     assert client.get(reverse("admin:audit_auditentry_change", args=[theirs.pk])).status_code == 302
-    outbox = client.get(reverse("admin:events_outboxmessage_changelist"))
+    outbox = client.get(reverse("admin:outbox_outboxmessage_changelist"))
     assert list(outbox.context["cl"].queryset) == [my_msg]
-    assert client.get(reverse("admin:events_outboxmessage_change", args=[their_msg.pk])).status_code == 302
+    assert client.get(reverse("admin:outbox_outboxmessage_change", args=[their_msg.pk])).status_code == 302
     # The tenant filter offers only the user's own tenants.
     assert b"Globex" not in audit.content
 
@@ -119,7 +121,7 @@ def test_every_registered_model_renders_for_a_superuser(client, tenant):
     superuser = UserFactory(username="root", is_superuser=True)
     client.force_login(superuser)
     AuditEntry.objects.create(tenant=tenant, actor="system", action="x")
-    ours = [m for m in admin.site._registry if m._meta.app_label in {"tenancy", "audit", "events"}]
+    ours = [m for m in admin.site._registry if m._meta.app_label in {"tenancy", "audit", "events", "outbox"}]
     assert ours
     for model in ours:
         info = (model._meta.app_label, model._meta.model_name)
@@ -133,13 +135,13 @@ def test_every_registered_model_renders_for_a_superuser(client, tenant):
 def test_outbox_message_detail_renders_its_envelope(client, tenant):
     from django.db import transaction
 
-    from events.outbox import emit
+    from outbox.emit import emit
 
     superuser = UserFactory(username="root", is_superuser=True)
     with transaction.atomic():
         message = emit(tenant=tenant, type="tier.changed", member_id="m9", data={"to": "gold"})
     client.force_login(superuser)
-    page = client.get(reverse("admin:events_outboxmessage_change", args=[message.pk]))
+    page = client.get(reverse("admin:outbox_outboxmessage_change", args=[message.pk]))
     assert page.status_code == 200
     assert b"&quot;to&quot;: &quot;gold&quot;" in page.content
     assert OutboxMessage.objects.count() == 1

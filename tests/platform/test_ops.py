@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from config import ops
-from events.models import Delivery, OutboxMessage
+from outbox.models import Delivery, OutboxMessage
 from tests.conftest import assert_problem
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,7 @@ def test_schema_and_docs_are_served(client):
 def test_metrics_expose_request_latency_and_outbox_backlog(client, tenant):
     from django.db import transaction
 
-    from events.outbox import emit
+    from outbox.emit import emit
 
     with transaction.atomic():
         emit(tenant=tenant, type="member.created", member_id="m1", data={})

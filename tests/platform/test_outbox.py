@@ -5,8 +5,8 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from events.models import OutboxMessage
-from events.outbox import emit
+from outbox.emit import emit
+from outbox.models import OutboxMessage
 from tests.factories import TenantFactory
 
 

@@ -10,9 +10,10 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 from benefits.models import Benefit, CampaignBenefitMapping, EventCode, MemberBenefit, TierBenefitMapping
-from events.models import Delivery, MemberEvent, OutboxMessage, WebhookSubscription
-from events.outbox import emit
+from events.models import MemberEvent
 from members.models import Member
+from outbox.emit import emit
+from outbox.models import Delivery, OutboxMessage, WebhookSubscription
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder

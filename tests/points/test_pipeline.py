@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from events.models import MemberEvent, MetricDay, OutboxMessage
+from events.models import MemberEvent, MetricDay
 from members.models import Member
+from outbox.models import OutboxMessage
 from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tests.concurrency import race
 from tests.conftest import assert_problem

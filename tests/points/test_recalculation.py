@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from events.models import MetricDay, OutboxMessage
+from events.models import MetricDay
+from outbox.models import OutboxMessage
 from points.models import PointBucket, PointConversionRule, PointTransaction
 from points.recalculation import recalculate_points, widen
 from points.services import rollback_point_transaction

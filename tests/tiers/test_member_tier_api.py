@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from events.models import OutboxMessage
 from members.models import Member
+from outbox.models import OutboxMessage
 from tests.conftest import assert_problem
 from tests.factories import MemberFactory, TierFactory, hotel_ladder
 from tiers.models import MemberTierAssignment, MemberTierChange

@@ -27,7 +27,7 @@ import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
-from events.models import OutboxMessage, WebhookSubscription
+from outbox.models import OutboxMessage, WebhookSubscription
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's prefix, not a secret
 

@@ -6,7 +6,7 @@ sync is recorded as ``skipped``.
 Each attempt is one or more JSON POSTs over httpx with explicit timeouts (``INTEGRATION_CONNECT_TIMEOUT``
 / ``INTEGRATION_READ_TIMEOUT``), ``Authorization: Bearer <token>`` when a token is configured, and an
 ``Idempotency-Key`` that is the same on every retry, so a receiver that dedupes on it applies each
-effect once. Answers are classified as for webhooks (:func:`events.webhooks.classify`): 2xx delivered;
+effect once. Answers are classified as for webhooks (:func:`outbox.webhooks.classify`): 2xx delivered;
 timeouts, network errors, 429 and 5xx retried on the relay's schedule; any other answer is final.
 
 * **IAM** (``IAM_BASE_URL``): ``member.created`` → ``POST /members/{member_id}/link`` (key: the message
@@ -22,7 +22,6 @@ timeouts, network errors, 429 and 5xx retried on the relay's schedule; any other
 
 import json
 import logging
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,8 +33,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from events import notifications
-from events.models import Delivery, Notification, OutboxMessage
-from events.webhooks import Outcome, classify
+from events.models import Notification
+from members.models import Member
+from members.selectors import member_tiers
+from members.services import link_member_to_iam
+from outbox.models import Delivery, OutboxMessage
+from outbox.registry import Adapter
+from outbox.webhooks import Outcome, classify
+from points.models import PointTransaction
 
 logger = logging.getLogger("privilege.integrations")
 
@@ -44,19 +49,6 @@ IAM_ACTOR = "system:iam"
 IAM_TYPES = frozenset({"member.created", "tier.changed", "benefit.applied", "benefit.revoked", "benefit.expired"})
 POINT_TYPES = frozenset({"points.applied", "points.reverted", "points.adjusted"})
 NOTIFICATION_TYPES = frozenset({"notification.requested"})
-
-
-@dataclass(frozen=True)
-class Adapter:
-    """``send`` makes one attempt; the relay calls ``on_failure(delivery, outcome, final)`` after each
-    failed one (``final``: the delivery is dead), so member-side state can say ``failed``, and
-    ``on_requeue(delivery)`` when an operator makes a dead delivery due again (back to pending)."""
-
-    destination: str  # a Delivery.Destination value
-    wants: Callable[[OutboxMessage], bool]
-    send: Callable[[Delivery, datetime], Outcome]
-    on_failure: Callable[[Delivery, Outcome, bool], None] | None = None
-    on_requeue: Callable[[Delivery], None] | None = None
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -122,9 +114,6 @@ def send_to_iam(delivery: Delivery, now: datetime) -> Outcome:
 
 
 def _link_member(message: OutboxMessage) -> Outcome:
-    from members.models import Member
-    from members.services import link_member_to_iam
-
     member = Member.objects.filter(tenant_id=message.tenant_id, external_id=message.member_id).first()
     if member is None:
         return Outcome("dead", error="the member does not exist")
@@ -147,8 +136,6 @@ def _link_member(message: OutboxMessage) -> Outcome:
 
 def _link_body(message: OutboxMessage, member: Any) -> dict[str, Any]:
     """The member's privilege data as it stands (the IAM owns identity: no name, email or mobile)."""
-    from members.selectors import member_tiers
-
     return {
         "tenant": message.tenant.slug,
         "member_id": member.external_id,
@@ -175,15 +162,11 @@ def point_service_wants(message: OutboxMessage) -> bool:
 
 
 def _message_transactions(message: OutboxMessage) -> Any:
-    from points.models import PointTransaction
-
     return PointTransaction.objects.filter(tenant_id=message.tenant_id, pk__in=_transaction_ids(message))
 
 
 def send_points(delivery: Delivery, now: datetime) -> Outcome:
     """Each transaction not yet sent, in id order; stops at the first that is not acknowledged."""
-    from points.models import PointTransaction
-
     message = delivery.message
     unsent = (
         _message_transactions(message)
@@ -225,8 +208,6 @@ def _transaction_body(message: OutboxMessage, tx: Any) -> dict[str, Any]:
 
 
 def _points_failed(delivery: Delivery, outcome: Outcome, final: bool) -> None:
-    from points.models import PointTransaction
-
     if final:
         _message_transactions(delivery.message).exclude(sync_status=PointTransaction.Sync.SENT).update(
             sync_status=PointTransaction.Sync.FAILED
@@ -246,8 +227,6 @@ def _notification_of(message: OutboxMessage) -> Notification | None:
 
 
 def send_notification(delivery: Delivery, now: datetime) -> Outcome:
-    from members.models import Member
-
     message = delivery.message
     notification = _notification_of(message)
     if notification is None:
@@ -294,8 +273,6 @@ def _notification_failed(delivery: Delivery, outcome: Outcome, final: bool) -> N
 
 
 def _points_requeued(delivery: Delivery) -> None:
-    from points.models import PointTransaction
-
     _message_transactions(delivery.message).filter(sync_status=PointTransaction.Sync.FAILED).update(
         sync_status=PointTransaction.Sync.PENDING
     )
@@ -308,10 +285,27 @@ def _notification_requeued(delivery: Delivery) -> None:
     ).update(status=Notification.Status.REQUESTED, updated_at=timezone.now())
 
 
-# --- the registry ---------------------------------------------------------------------------------
-IAM = Adapter(Delivery.Destination.IAM, iam_wants, send_to_iam)
+# --- the adapters (registered with the outbox by ``integrations.apps``) -----------------------------
+def _iam_enabled() -> bool:
+    return bool(settings.IAM_BASE_URL)
+
+
+def _point_service_enabled() -> bool:
+    return bool(settings.POINT_SERVICE_URL)
+
+
+def _notification_enabled() -> bool:
+    return bool(settings.NOTIFICATION_BASE_URL)
+
+
+IAM = Adapter(Delivery.Destination.IAM, iam_wants, send_to_iam, enabled=_iam_enabled)
 POINT_SERVICE = Adapter(
-    Delivery.Destination.POINT_SERVICE, point_service_wants, send_points, _points_failed, _points_requeued
+    Delivery.Destination.POINT_SERVICE,
+    point_service_wants,
+    send_points,
+    _points_failed,
+    _points_requeued,
+    enabled=_point_service_enabled,
 )
 NOTIFICATION = Adapter(
     Delivery.Destination.NOTIFICATION,
@@ -319,33 +313,6 @@ NOTIFICATION = Adapter(
     send_notification,
     _notification_failed,
     _notification_requeued,
+    enabled=_notification_enabled,
 )
-
-
-def service_adapters() -> list[Adapter]:
-    """The adapters enabled by settings (a blank base URL disables one)."""
-    enabled = (
-        (settings.IAM_BASE_URL, IAM),
-        (settings.POINT_SERVICE_URL, POINT_SERVICE),
-        (settings.NOTIFICATION_BASE_URL, NOTIFICATION),
-    )
-    return [adapter for base_url, adapter in enabled if base_url]
-
-
-def adapter_for(destination: str) -> Adapter | None:
-    return next((a for a in service_adapters() if a.destination == destination), None)
-
-
-def known_adapter(destination: str) -> Adapter | None:
-    """The adapter of a destination, enabled or not: whom to tell that its delivery failed or is due
-    again (a delivery fanned out before its service was unconfigured still updates member-side state)."""
-    return adapter_for(destination) or {a.destination: a for a in (IAM, POINT_SERVICE, NOTIFICATION)}.get(destination)
-
-
-def requeued(deliveries: Iterable[Delivery]) -> None:
-    """Dead deliveries made due again by an operator: their adapters put member-side state back to
-    pending."""
-    for delivery in deliveries:
-        adapter = known_adapter(delivery.destination)
-        if adapter is not None and adapter.on_requeue is not None:
-            adapter.on_requeue(delivery)
+ADAPTERS = (IAM, POINT_SERVICE, NOTIFICATION)

@@ -1,6 +1,6 @@
 """The transactional outbox primitive: services call :func:`emit` inside their transaction; the message
-commits with the change or not at all; once it commits, the relay (``events.relay``) is kicked to
-deliver it."""
+commits with the change or not at all; once it commits, the relay (``outbox.relay``) is kicked
+(``outbox.tasks.kick``) to deliver it."""
 
 from datetime import datetime
 from typing import Any
@@ -8,7 +8,8 @@ from typing import Any
 from django.db import connection, transaction
 
 from config.tracing import current_request_id
-from events.models import MESSAGE_TYPES, MemberSequence, OutboxMessage
+from outbox.models import MESSAGE_TYPES, MemberSequence, OutboxMessage
+from outbox.tasks import kick
 from tenancy.models import Tenant
 
 
@@ -60,8 +61,6 @@ def emit(
 
 def _kick_relay_on_commit() -> None:
     """One relay kick per outermost transaction, however many messages it writes."""
-    from events.relay import kick
-
     connection = transaction.get_connection()
     if not any(callback is kick for _, callback, _ in connection.run_on_commit):
         transaction.on_commit(kick, robust=True)

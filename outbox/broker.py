@@ -7,8 +7,8 @@ from django.conf import settings
 from kombu import Exchange
 
 from config.celery import app
-from events.models import OutboxMessage
-from events.webhooks import Outcome
+from outbox.models import OutboxMessage
+from outbox.webhooks import Outcome
 
 
 def exchange() -> Exchange:

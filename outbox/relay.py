@@ -4,10 +4,10 @@ with stable ids so receivers get exactly-once effects.
 Two steps, each safe to run in any number of workers at once:
 
 1. **Fan-out** — claim ``pending`` messages (``SELECT … FOR UPDATE SKIP LOCKED``) and create one
-   :class:`~events.models.Delivery` per destination: each active webhook subscription wanting the
+   :class:`~outbox.models.Delivery` per destination: each active webhook subscription wanting the
    type that existed when the message was written (a new subscriber gets what happens from then on;
    ``POST /event/publish`` re-announces older state), the broker (when ``BROKER_PUBLISH``), and
-   each configured service adapter that wants it (``events.integrations``). The message becomes
+   each enabled service adapter that wants it (``outbox.registry``). The message becomes
    ``dispatched`` (``delivered`` at once if nobody wants it).
 2. **Delivery** — claim due deliveries with ``SKIP LOCKED`` and lease them (``next_attempt_at`` moves
    ``OUTBOX_LEASE_SECONDS`` ahead and ``attempts`` grows, committed before any I/O), attempt each
@@ -17,7 +17,7 @@ Two steps, each safe to run in any number of workers at once:
    attempted again with the same id.
 
 A message is ``delivered`` once all its deliveries are, ``dead`` once none is pending and one is dead.
-Dead deliveries are replayable (:func:`replay_message`), from the API and the admin.
+Dead deliveries are replayable (``outbox.services.replay_message``), from the API and the admin.
 """
 
 import logging
@@ -31,9 +31,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from events.models import Delivery, OutboxMessage, WebhookSubscription
-from events.webhooks import Outcome
-from tenancy.models import Tenant
+from outbox import broker, webhooks
+from outbox.models import Delivery, OutboxMessage, WebhookSubscription
+from outbox.registry import adapter_for, known_adapter, service_adapters
+from outbox.webhooks import Outcome
 
 logger = logging.getLogger("privilege.outbox")
 _rng = random.Random()  # noqa: S311 - jitter, not security
@@ -48,8 +49,6 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 def fan_out(*, limit: int = 500, now: datetime | None = None) -> int:
     """Step 1 for up to ``limit`` pending messages; returns how many were fanned out."""
-    from events.integrations import service_adapters
-
     now = now or timezone.now()
     with transaction.atomic():
         messages = list(
@@ -113,9 +112,6 @@ def claim(*, limit: int = 100, now: datetime | None = None) -> list[Delivery]:
 
 def attempt(delivery: Delivery, now: datetime) -> Outcome:
     """One attempt at the delivery's destination (no transaction held)."""
-    from events import broker, webhooks
-    from events.integrations import adapter_for
-
     if delivery.destination == Delivery.Destination.WEBHOOK:
         subscription = delivery.subscription
         if subscription is None or not subscription.active:
@@ -164,8 +160,6 @@ def record(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
 
 
 def _report_failure(delivery: Delivery, outcome: Outcome, final: bool) -> None:
-    from events.integrations import known_adapter
-
     adapter = known_adapter(delivery.destination)
     if adapter is not None and adapter.on_failure is not None:
         adapter.on_failure(delivery, outcome, final)
@@ -227,41 +221,3 @@ def _settle_stragglers() -> None:
         .values_list("pk", flat=True)[:200]
     )
     settle(set(stale))
-
-
-def replay_message(*, tenant: Tenant, message: OutboxMessage, actor: Any) -> int:
-    """An operator's replay: the message's dead deliveries are due again with fresh attempts (the same
-    ``webhook-id``, so receivers that already applied it dedupe). Audited. Returns how many."""
-    from audit.services import record_audit
-    from events.integrations import requeued
-
-    with transaction.atomic():
-        dead = list(Delivery.objects.select_for_update().filter(message=message, status=Delivery.Status.DEAD))
-        count = Delivery.objects.filter(pk__in=[d.pk for d in dead]).update(
-            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
-        )
-        requeued(dead)
-        if count:
-            OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.DISPATCHED)
-        record_audit(
-            tenant=tenant,
-            actor=actor,
-            action="outbox.replayed",
-            target=message,
-            member_id=message.member_id,
-            after={"deliveries": count},
-        )
-    transaction.on_commit(kick)
-    return count
-
-
-def kick() -> None:
-    """Ask a worker to run the relay now (after a commit that wrote messages). Throttled to one task
-    per second when a broker is in use; the beat schedule is the backstop."""
-    from django.core.cache import cache
-
-    from events.tasks import deliver_outbox
-
-    if not settings.CELERY_TASK_ALWAYS_EAGER and not cache.add("outbox:kick", 1, timeout=1):
-        return
-    deliver_outbox.delay()

@@ -1,33 +1,27 @@
 """Operator writes around the outbox (DOMAIN §8): webhook subscriptions (validated, secret generated
 and rotated here, audited without secrets), messages published by hand, and deliveries retried or
-replayed. Each service is one transaction with its audit entry; the relay (``events.relay``) is kicked
+replayed. Each service is one transaction with its audit entry; the relay (``outbox.relay``) is kicked
 after the commit of anything that made a delivery due."""
 
-import json
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record_audit, snapshot
 from config.errors import Conflict, Invalid, NotFound
-from events.models import MESSAGE_TYPES, Delivery, OutboxMessage, WebhookSubscription
-from events.outbox import emit
-from events.webhooks import UnsafeURL, check_url, new_secret
-from members.models import Member
-from members.selectors import MemberNotFound
+from outbox.models import MESSAGE_TYPES, Delivery, OutboxMessage, WebhookSubscription
+from outbox.registry import requeued
+from outbox.relay import settle
+from outbox.tasks import kick
+from outbox.webhooks import UnsafeURL, check_url, new_secret
 from tenancy.models import Tenant
 
 SECRET_FIELDS = ("secret", "previous_secret")
 MAX_GRACE_HOURS = 7 * 24
-MAX_PUBLISH_DATA_BYTES = 32 * 1024
-# What may be published by hand: the announcements of DOMAIN §8, not commands to another service
-# (``notification.*`` messages belong to a stored Notification and its adapter).
-PUBLISHABLE_TYPES = tuple(t for t in MESSAGE_TYPES if not t.startswith("notification."))
 
 
 class SubscriptionNotFound(NotFound):
@@ -59,7 +53,7 @@ def _event_type_errors(event_types: Any) -> list[str]:
 def save_subscription(*, tenant: Tenant, subscription: WebhookSubscription, actor: Any) -> WebhookSubscription:
     """Create or update a webhook subscription of ``tenant``.
 
-    The URL must pass the SSRF guard (``events.webhooks.check_url``) and ``event_types`` must be known
+    The URL must pass the SSRF guard (``outbox.webhooks.check_url``) and ``event_types`` must be known
     message types (empty = every type); refusals are 422 field errors. A new subscription gets a fresh
     secret; an update keeps the stored secrets whatever the object carries (only :func:`rotate_secret`
     changes them). An active subscription has no ``disabled_reason``: re-enabling one that a 410 Gone
@@ -119,7 +113,7 @@ def rotate_secret(
     *, tenant: Tenant, subscription: WebhookSubscription, actor: Any, grace_hours: int = 24
 ) -> WebhookSubscription:
     """A new signing secret; the current one becomes the previous secret until now + ``grace_hours``,
-    and until then every delivery carries both signatures (``events.webhooks.signing_secrets``), so
+    and until then every delivery carries both signatures (``outbox.webhooks.signing_secrets``), so
     the receiver can switch keys at its own pace. A previous secret still in its grace period is
     dropped (only two are ever sent). Audited without the secrets."""
     if not 0 <= grace_hours <= MAX_GRACE_HOURS:
@@ -148,8 +142,6 @@ def rotate_secret(
 def delete_subscription(*, tenant: Tenant, subscription: WebhookSubscription, actor: Any) -> None:
     """Delete a subscription and its deliveries (their history goes with it). Messages that were
     waiting only for it are settled at once instead of by the relay's straggler sweep. Audited."""
-    from events.relay import settle
-
     stored = WebhookSubscription.objects.select_for_update().filter(pk=subscription.pk, tenant=tenant).first()
     if stored is None:
         raise SubscriptionNotFound()
@@ -173,49 +165,33 @@ def delete_subscription(*, tenant: Tenant, subscription: WebhookSubscription, ac
 
 
 # --- messages and deliveries ----------------------------------------------------------------------
-@transaction.atomic
-def publish_event(
-    *,
-    tenant: Tenant,
-    type: str,  # noqa: A002 - the message field is called "type" (DOMAIN §8)
-    member_id: str,
-    data: dict[str, Any],
-    actor: Any,
-) -> OutboxMessage:
-    """Publish a message by hand (seed 14.9 ``POST /event/publish``), e.g. to re-announce a member's
-    state to a new subscriber: an outbox message like any other, with the member's next sequence
-    number, delivered by the relay. ``type`` must be one of ``PUBLISHABLE_TYPES``; ``member_id`` (an
-    external id) must be a member of the tenant, or empty for the tenant's own stream; ``data`` is a
-    JSON object of at most ``MAX_PUBLISH_DATA_BYTES``. Audited (``outbox.published``)."""
-    errors: dict[str, list[str]] = {}
-    if type not in PUBLISHABLE_TYPES:
-        errors["type"] = [f"Not a publishable message type: {type!r}. Known: {', '.join(PUBLISHABLE_TYPES)}."]
-    if not isinstance(data, dict):
-        errors["data"] = ["A JSON object."]
-    elif len(json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))) > MAX_PUBLISH_DATA_BYTES:
-        errors["data"] = [f"At most {MAX_PUBLISH_DATA_BYTES} bytes of JSON."]
-    if errors:
-        raise Invalid(errors=errors)
-    if member_id and not Member.objects.filter(tenant=tenant, external_id=member_id).exists():
-        raise MemberNotFound()
-    message = emit(tenant=tenant, type=type, member_id=member_id, data=data)
-    record_audit(
-        tenant=tenant,
-        actor=actor,
-        action="outbox.published",
-        target=message,
-        member_id=member_id,
-        after={"type": message.type, "sequence": message.sequence},
-    )
-    return message
+def replay_message(*, tenant: Tenant, message: OutboxMessage, actor: Any) -> int:
+    """An operator's replay: the message's dead deliveries are due again with fresh attempts (the same
+    ``webhook-id``, so receivers that already applied it dedupe). Audited. Returns how many."""
+    with transaction.atomic():
+        dead = list(Delivery.objects.select_for_update().filter(message=message, status=Delivery.Status.DEAD))
+        count = Delivery.objects.filter(pk__in=[d.pk for d in dead]).update(
+            status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+        )
+        requeued(dead)
+        if count:
+            OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxMessage.Status.DISPATCHED)
+        record_audit(
+            tenant=tenant,
+            actor=actor,
+            action="outbox.replayed",
+            target=message,
+            member_id=message.member_id,
+            after={"deliveries": count},
+        )
+    transaction.on_commit(kick)
+    return count
 
 
 @transaction.atomic
 def replay_dead_deliveries(*, tenant: Tenant, message: OutboxMessage, actor: Any) -> int:
-    """``events.relay.replay_message``, refused (409 ``nothing_to_replay``, nothing recorded) when
+    """``replay_message``, refused (409 ``nothing_to_replay``, nothing recorded) when
     the message has no dead delivery. Returns how many deliveries are due again."""
-    from events.relay import replay_message
-
     if message.tenant_id != tenant.pk:
         raise NotFound()
     count = replay_message(tenant=tenant, message=message, actor=actor)
@@ -233,9 +209,6 @@ def retry_deliveries(*, tenant: Tenant, deliveries: Iterable[Delivery], actor: A
 
     A pending delivery leased by a worker at this moment may be attempted twice; receivers dedupe on
     ``webhook-id`` (at-least-once, DOMAIN §8)."""
-    from events.integrations import requeued
-    from events.relay import kick
-
     ids = [d.pk for d in deliveries]
     now = timezone.now()
     rows = list(
