@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
 from audit.models import AuditEntry
+from config.serializers import ApiModelSerializer
 
 
-class AuditEntryOutputSerializer(serializers.ModelSerializer):
+class AuditEntryOutputSerializer(ApiModelSerializer):
     class Meta:
         model = AuditEntry
         fields = [

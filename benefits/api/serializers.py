@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from benefits.models import Benefit, CampaignBenefitMapping, EventCode, TierBenefitMapping
 from config.api import scope_to_tenant
+from config.serializers import ApiModelSerializer
 from tiers.api.serializers import CriteriaField, CriterionSerializer
 from tiers.models import Tier
 
@@ -82,7 +83,7 @@ class OptionalCriteriaField(CriteriaField):
 
 
 # --- catalog --------------------------------------------------------------------------------------
-class BenefitOutputSerializer(serializers.ModelSerializer):
+class BenefitOutputSerializer(ApiModelSerializer):
     value = JSONObjectField(read_only=True)
     criteria = CriteriaField(read_only=True)
     components = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Benefit ids (a bundle).")
@@ -94,7 +95,7 @@ class BenefitOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BenefitInputSerializer(serializers.ModelSerializer):
+class BenefitInputSerializer(ApiModelSerializer):
     value = JSONObjectField(default=dict, help_text='The benefit\'s value, e.g. {"percent": 10}.')
     criteria = OptionalCriteriaField(
         default=list, help_text="Conditional benefits only: criteria (as promotion rules) that must hold at grant."
@@ -143,7 +144,7 @@ class BenefitCopyInputSerializer(serializers.Serializer):
 
 
 # --- tier mappings --------------------------------------------------------------------------------
-class TierBenefitOutputSerializer(serializers.ModelSerializer):
+class TierBenefitOutputSerializer(ApiModelSerializer):
     class Meta:
         model = TierBenefitMapping
         fields = ["id", "tier", "benefit", "inheritable", "created_at"]
@@ -163,7 +164,7 @@ class TierBenefitInputSerializer(serializers.Serializer):
 
 
 # --- campaign mappings ----------------------------------------------------------------------------
-class CampaignBenefitOutputSerializer(serializers.ModelSerializer):
+class CampaignBenefitOutputSerializer(ApiModelSerializer):
     criteria = CriteriaField(read_only=True)
 
     class Meta:
@@ -185,7 +186,7 @@ class CampaignBenefitInputSerializer(serializers.Serializer):
 
 
 # --- event codes ----------------------------------------------------------------------------------
-class EventCodeOutputSerializer(serializers.ModelSerializer):
+class EventCodeOutputSerializer(ApiModelSerializer):
     redemptions = serializers.IntegerField(read_only=True, help_text="Redemptions so far.")
 
     class Meta:
@@ -194,7 +195,7 @@ class EventCodeOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EventCodeInputSerializer(serializers.ModelSerializer):
+class EventCodeInputSerializer(ApiModelSerializer):
     class Meta:
         model = EventCode
         fields = EVENT_CODE_FIELDS

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import MEMBER_ID, TenantQuerysetMixin, tenant_of
+from config.serializers import ApiModelSerializer
 from events.models import Notification
 from events.notifications import MAX_DATA_BYTES, TEMPLATE, member_notifications, request_notification
 from members.selectors import get_member
@@ -35,7 +36,7 @@ class NotificationSendInputSerializer(serializers.Serializer):
         return value
 
 
-class NotificationOutputSerializer(serializers.ModelSerializer):
+class NotificationOutputSerializer(ApiModelSerializer):
     member_id = serializers.CharField(source="member.external_id", read_only=True)
 
     class Meta:

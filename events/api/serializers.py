@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from config.serializers import ApiModelSerializer
 from events.models import EVENT_TYPES, MemberEvent
 from events.publish import MAX_PUBLISH_DATA_BYTES, PUBLISHABLE_TYPES
 from outbox.models import MESSAGE_TYPES, Delivery, OutboxMessage, WebhookSubscription
@@ -105,7 +106,7 @@ class EventAcceptedSerializer(serializers.Serializer):
     url = serializers.CharField()
 
 
-class EventOutputSerializer(serializers.ModelSerializer):
+class EventOutputSerializer(ApiModelSerializer):
     member_id = serializers.CharField(source="member.external_id")
     result = serializers.JSONField(source="result_body")
 
@@ -174,7 +175,7 @@ def _message_types_field(**kwargs: Any) -> serializers.ListField:
     )
 
 
-class WebhookSubscriptionOutputSerializer(serializers.ModelSerializer):
+class WebhookSubscriptionOutputSerializer(ApiModelSerializer):
     """A subscription as read: never its secret."""
 
     event_types = serializers.ListField(child=serializers.CharField(), read_only=True)
@@ -202,7 +203,7 @@ class WebhookSubscriptionSecretOutputSerializer(WebhookSubscriptionOutputSeriali
         read_only_fields = fields
 
 
-class WebhookSubscriptionInputSerializer(serializers.ModelSerializer):
+class WebhookSubscriptionInputSerializer(ApiModelSerializer):
     """The shape of a subscription; the URL's safety and the types are the service's to judge (422)."""
 
     event_types = _message_types_field(default=list)
@@ -223,7 +224,7 @@ class RotateSecretInputSerializer(serializers.Serializer):
     )
 
 
-class DeliveryOutputSerializer(serializers.ModelSerializer):
+class DeliveryOutputSerializer(ApiModelSerializer):
     class Meta:
         model = Delivery
         fields = [
@@ -255,7 +256,7 @@ MESSAGE_FIELDS = [
 ]
 
 
-class OutboxMessageOutputSerializer(serializers.ModelSerializer):
+class OutboxMessageOutputSerializer(ApiModelSerializer):
     """A message as written (its envelope's fields) with its delivery state, and one delivery per
     destination (each webhook subscription, the broker, each service adapter)."""
 

@@ -4,6 +4,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import ApiModelSerializer
 from members.models import Member
 from tiers.models import MemberTierAssignment
 
@@ -52,7 +53,7 @@ class MemberTierOutputSerializer(serializers.Serializer):
         return serializers.DateTimeField().to_representation(grace)
 
 
-class MemberOutputSerializer(serializers.ModelSerializer):
+class MemberOutputSerializer(ApiModelSerializer):
     tiers = MemberTierOutputSerializer(source="tier_assignments", many=True, read_only=True)
 
     class Meta:

@@ -15,6 +15,7 @@ from typing import Any
 from rest_framework import serializers
 
 from config.api import scope_to_tenant
+from config.serializers import ApiModelSerializer
 from events.models import EVENT_TYPES
 from points.models import ConfigStatus, PointConversionRule, PointModifier, PointPolicy
 from tiers.models import Tier, TierType
@@ -92,7 +93,7 @@ class WeekdaysField(serializers.ListField):
 
 
 # --- conversion rules -----------------------------------------------------------------------------
-class ConversionRuleOutputSerializer(serializers.ModelSerializer):
+class ConversionRuleOutputSerializer(ApiModelSerializer):
     event_types = serializers.ListField(child=serializers.CharField(), read_only=True)
     summary = serializers.SerializerMethodField(help_text="The rule in one line, as the admin lists it.")
 
@@ -105,7 +106,7 @@ class ConversionRuleOutputSerializer(serializers.ModelSerializer):
         return rule.summary()
 
 
-class ConversionRuleInputSerializer(serializers.ModelSerializer):
+class ConversionRuleInputSerializer(ApiModelSerializer):
     event_types = _event_types_field(default=list)
 
     class Meta:
@@ -145,7 +146,7 @@ class ConversionRuleInputSerializer(serializers.ModelSerializer):
 
 
 # --- modifiers ------------------------------------------------------------------------------------
-class ModifierOutputSerializer(serializers.ModelSerializer):
+class ModifierOutputSerializer(ApiModelSerializer):
     days_of_week = serializers.ListField(child=serializers.IntegerField(), read_only=True)
     event_types = serializers.ListField(child=serializers.CharField(), read_only=True)
     rules = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Conversion rule ids.")
@@ -157,7 +158,7 @@ class ModifierOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ModifierInputSerializer(serializers.ModelSerializer):
+class ModifierInputSerializer(ApiModelSerializer):
     days_of_week = WeekdaysField(default=list, help_text="0 = Monday … 6 = Sunday; empty = every day.")
     event_types = _event_types_field(default=list)
     rules = serializers.PrimaryKeyRelatedField(
@@ -199,7 +200,7 @@ class ModifierInputSerializer(serializers.ModelSerializer):
 
 
 # --- policy ---------------------------------------------------------------------------------------
-class PointPolicyOutputSerializer(serializers.ModelSerializer):
+class PointPolicyOutputSerializer(ApiModelSerializer):
     updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="Null until first stored.")
 
     class Meta:
@@ -208,7 +209,7 @@ class PointPolicyOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PointPolicyInputSerializer(serializers.ModelSerializer):
+class PointPolicyInputSerializer(ApiModelSerializer):
     class Meta:
         model = PointPolicy
         fields = POLICY_FIELDS

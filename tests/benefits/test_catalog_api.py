@@ -43,7 +43,7 @@ LATE_CHECKOUT = {
     "duration_days": None,
     "usage_limit": None,
     "total_quantity": None,
-    "exclusive_group": "",
+    "exclusive_group": None,
     "priority": 0,
     "components": [],
     "is_template": False,
@@ -215,7 +215,7 @@ def test_create_benefit_with_only_code_and_name_takes_the_defaults(api, tenant):
         "criteria": [],
         "usage_limit": None,
         "total_quantity": None,
-        "exclusive_group": "",
+        "exclusive_group": None,
         "priority": 0,
         "components": [],
         "is_template": False,
@@ -475,7 +475,7 @@ def test_retrieve_benefit(api, tenant):
         "criteria": NORMALISED,
         "usage_limit": None,
         "total_quantity": None,
-        "exclusive_group": "",
+        "exclusive_group": None,
         "priority": 0,
         "components": [late.pk],
         "is_template": False,
@@ -503,7 +503,7 @@ def test_put_benefit_replaces_it_and_resets_omitted_fields_to_their_defaults(api
     assert response.status_code == 200, response.content
     got = _body(response)
     assert (got["type"], got["value"], got["components"]) == ("voucher", {"amount": "10.00"}, [])
-    assert (got["priority"], got["usage_limit"], got["exclusive_group"], got["description"]) == (0, None, "", "")
+    assert (got["priority"], got["usage_limit"], got["exclusive_group"], got["description"]) == (0, None, None, "")
     bundle.refresh_from_db()
     assert (bundle.type, bundle.usage_limit, list(bundle.components.all())) == ("voucher", None, [])
     entry = AuditEntry.objects.get(tenant=tenant)

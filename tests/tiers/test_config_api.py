@@ -31,8 +31,8 @@ HOTEL_TYPE = {
     "validity_days": None,
     "grace_days": 90,
     "demotion_step": "to_qualified",
-    "product": "",
-    "partner": "",
+    "product": None,
+    "partner": None,
     "priority": 0,
     "active": True,
 }
@@ -126,8 +126,8 @@ def test_create_tier_type_with_only_code_and_name_takes_the_defaults(api, tenant
         "validity_days": None,
         "grace_days": 0,
         "demotion_step": "to_qualified",
-        "product": "",
-        "partner": "",
+        "product": None,
+        "partner": None,
         "priority": 0,
         "active": True,
     }

@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api import scope_to_tenant
+from config.serializers import ApiModelSerializer
 from tiers.criteria import OPERATORS, CriteriaError, normalize_criteria
 from tiers.models import PromotionRule, Tier, TierType
 
@@ -94,14 +95,14 @@ class CriteriaField(serializers.JSONField):
 
 
 # --- tier types -----------------------------------------------------------------------------------
-class TierTypeOutputSerializer(serializers.ModelSerializer):
+class TierTypeOutputSerializer(ApiModelSerializer):
     class Meta:
         model = TierType
         fields = [*TIER_TYPE_FIELDS, *TIMESTAMPS]
         read_only_fields = fields
 
 
-class TierTypeInputSerializer(serializers.ModelSerializer):
+class TierTypeInputSerializer(ApiModelSerializer):
     class Meta:
         model = TierType
         fields = TIER_TYPE_FIELDS
@@ -123,14 +124,14 @@ class TierTypeInputSerializer(serializers.ModelSerializer):
 
 
 # --- tiers ----------------------------------------------------------------------------------------
-class TierOutputSerializer(serializers.ModelSerializer):
+class TierOutputSerializer(ApiModelSerializer):
     class Meta:
         model = Tier
         fields = [*TIER_FIELDS, *TIMESTAMPS]
         read_only_fields = fields
 
 
-class TierInputSerializer(serializers.ModelSerializer):
+class TierInputSerializer(ApiModelSerializer):
     """A tier's fields; its tier type comes from the URL on create and never changes."""
 
     class Meta:
@@ -150,7 +151,7 @@ class TierInputSerializer(serializers.ModelSerializer):
 
 
 # --- promotion rules ------------------------------------------------------------------------------
-class PromotionRuleOutputSerializer(serializers.ModelSerializer):
+class PromotionRuleOutputSerializer(ApiModelSerializer):
     criteria = CriteriaField(read_only=True)
     summary = serializers.SerializerMethodField(help_text="The rule in one line, as the admin lists it.")
 
@@ -163,7 +164,7 @@ class PromotionRuleOutputSerializer(serializers.ModelSerializer):
         return rule.summary()
 
 
-class PromotionRuleInputSerializer(serializers.ModelSerializer):
+class PromotionRuleInputSerializer(ApiModelSerializer):
     criteria = CriteriaField()
 
     class Meta:
