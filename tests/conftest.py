@@ -20,7 +20,8 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from config.api import SCOPE_ADMIN, SCOPE_AUDIT, SCOPE_READ, SCOPE_WRITE
-from tests.factories import TenantFactory
+from members.models import Member
+from tests.factories import TenantFactory, hotel_ladder
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ISSUER = "https://iam.test"
@@ -126,6 +127,20 @@ def other_tenant(db: None):
 
 
 @pytest.fixture
+def ladder(tenant: Any) -> tuple[Any, dict[str, Any], Any]:
+    """Acme's hotel ladder (``tests.factories.hotel_ladder``): (tier type, {code: tier}, Gold rule)."""
+    return hotel_ladder(tenant)
+
+
+@pytest.fixture
+def ann(api: APIClient, ladder: Any) -> Any:
+    """Member ``ann`` registered through the API: holds the default tier ``member`` of ``hotel``."""
+    response = api.post("/api/v1/member", {"external_id": "ann"}, format="json")
+    assert response.status_code == 201, response.content
+    return Member.objects.get(tenant=ladder[0].tenant, external_id="ann")
+
+
+@pytest.fixture
 def api_client_for(make_token: Callable[..., str]) -> Callable[..., APIClient]:
     """``api_client_for(tenant, scope="...")``: a client that sends that tenant's token."""
 
@@ -141,18 +156,6 @@ def api_client_for(make_token: Callable[..., str]) -> Callable[..., APIClient]:
 def api(tenant: Any, api_client_for: Callable[..., APIClient]) -> APIClient:
     """A client of tenant ``acme`` with every scope."""
     return api_client_for(tenant)
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    """The response is RFC 9457 problem+json with that status and stable code, and nothing leaks."""
-    assert response.status_code == status, response.content[:500]
-    assert response["Content-Type"] == "application/problem+json"
-    body = json.loads(response.content)
-    assert body["status"] == status
-    assert body["code"] == code
-    assert set(body) >= {"type", "title", "status", "detail", "code"}
-    assert "Traceback" not in response.content.decode()
-    return body
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from benefits.models import (
 )
 from config.api import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
 from events.api.views import EventDetailView
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
+from tests.helpers import assert_problem, audit_trail, body_without_timestamps, config_version, validation_errors
 from tiers.models import PromotionRule, Tier, TierType
 
 pytestmark = pytest.mark.django_db
@@ -134,37 +134,9 @@ def _state(tenant: Any) -> tuple[Any, ...]:
     )
 
 
-def _version(tenant: Any) -> int:
-    tenant.refresh_from_db()
-    return tenant.config_version
-
-
-def _body(response: Any, *timestamps: str) -> dict[str, Any]:
-    """The JSON body without its timestamps (asserted present)."""
-    stamps = timestamps or ("created_at", "updated_at")
-    body = response.json()
-    assert set(stamps) <= set(body), body
-    return {k: v for k, v in body.items() if k not in stamps}
-
-
-def _audit(tenant: Any) -> list[tuple[str, str, str]]:
-    return list(
-        AuditEntry.objects.filter(tenant=tenant).order_by("pk").values_list("action", "target_type", "target_id")
-    )
-
-
-def _errors(response: Any) -> dict[str, list[str]]:
-    return assert_problem(response, 422, "validation_error")["errors"]
-
-
 def _results(response: Any) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.content
     return response.json()["results"]
-
-
-@pytest.fixture
-def ladder(tenant: Any) -> Ladder:
-    return hotel_ladder(tenant)
 
 
 @pytest.fixture
@@ -185,24 +157,24 @@ def foreign(other_tenant: Any) -> dict[str, Any]:
 
 # --- catalog: create ------------------------------------------------------------------------------
 def test_create_benefit_returns_201_with_the_stored_object_audited_once(api, tenant):
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post("/api/v1/benefit", LATE_CHECKOUT, format="json")
 
     assert response.status_code == 201, response.content
     benefit = Benefit.objects.get(tenant=tenant, code="late-checkout")
-    assert _body(response) == {"id": benefit.pk, **LATE_CHECKOUT, **BENEFIT_EXTRAS}
+    assert body_without_timestamps(response) == {"id": benefit.pk, **LATE_CHECKOUT, **BENEFIT_EXTRAS}
     assert (benefit.name, benefit.value, benefit.lifetime) == ("Late checkout", {"hours": 2}, "permanent")
-    assert _audit(tenant) == [("benefit.created", "benefits.benefit", str(benefit.pk))]
+    assert audit_trail(tenant) == [("benefit.created", "benefits.benefit", str(benefit.pk))]
     assert AuditEntry.objects.get().actor == "service:svc-test"
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_create_benefit_with_only_code_and_name_takes_the_defaults(api, tenant):
     response = api.post("/api/v1/benefit", {"code": "drink", "name": "Welcome drink"}, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": Benefit.objects.get(code="drink").pk,
         "code": "drink",
         "name": "Welcome drink",
@@ -248,7 +220,7 @@ def test_create_temporary_limited_voucher_in_an_exclusive_group(api, tenant):
     response = api.post("/api/v1/benefit", body, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": Benefit.objects.get(code="voucher-20").pk,
         **body,
         "valid_from": "2025-12-31T17:00:00Z",
@@ -337,7 +309,7 @@ def test_invalid_benefit_is_422_naming_the_field_and_stores_nothing(api, tenant,
 
     response = api.post("/api/v1/benefit", _late(**changes), format="json")
 
-    assert _errors(response) == errors
+    assert validation_errors(response) == errors
     assert _state(tenant) == before
 
 
@@ -345,14 +317,14 @@ def test_invalid_benefit_is_422_naming_the_field_and_stores_nothing(api, tenant,
 def test_bad_slugs_in_a_benefit_are_422_naming_the_field(api, tenant, changes):
     before = _state(tenant)
 
-    assert list(_errors(api.post("/api/v1/benefit", _late(**changes), format="json"))) == list(changes)
+    assert list(validation_errors(api.post("/api/v1/benefit", _late(**changes), format="json"))) == list(changes)
     assert _state(tenant) == before
 
 
 def test_missing_benefit_code_and_name_are_named(api, tenant):
     before = _state(tenant)
 
-    errors = _errors(api.post("/api/v1/benefit", {"type": "voucher"}, format="json"))
+    errors = validation_errors(api.post("/api/v1/benefit", {"type": "voucher"}, format="json"))
 
     assert errors == {"code": ["This field is required."], "name": ["This field is required."]}
     assert _state(tenant) == before
@@ -399,8 +371,8 @@ def test_a_bundle_containing_itself_is_422(api, tenant):
     patched = api.patch(f"/api/v1/benefit/{bundle.pk}", {"components": [late.pk, bundle.pk]}, format="json")
     put = api.put(f"/api/v1/benefit/{bundle.pk}", _late(code="pack", components=[bundle.pk]), format="json")
 
-    assert _errors(patched) == {"components": ["A bundle cannot contain itself."]}
-    assert _errors(put) == {"components": ["A bundle cannot contain itself."]}
+    assert validation_errors(patched) == {"components": ["A bundle cannot contain itself."]}
+    assert validation_errors(put) == {"components": ["A bundle cannot contain itself."]}
     assert _state(tenant) == before
 
 
@@ -430,7 +402,7 @@ def test_list_benefits_in_code_order_with_filters(api, tenant, foreign):
 
 @pytest.mark.parametrize("query", ["?type=upgrade", "?lifetime=forever"])
 def test_filter_benefits_by_unknown_choice_is_422(api, tenant, query):
-    assert list(_errors(api.get(f"/api/v1/benefit{query}"))) == [query[1:].split("=")[0]]
+    assert list(validation_errors(api.get(f"/api/v1/benefit{query}"))) == [query[1:].split("=")[0]]
 
 
 def test_list_benefits_does_not_query_per_row(api, tenant, django_assert_max_num_queries):
@@ -462,7 +434,7 @@ def test_retrieve_benefit(api, tenant):
     response = api.get(f"/api/v1/benefit/{bundle.pk}")
 
     assert response.status_code == 200
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": bundle.pk,
         "code": "spa-pack",
         "name": "Spa pack",
@@ -492,7 +464,7 @@ def test_put_benefit_replaces_it_and_resets_omitted_fields_to_their_defaults(api
     bundle = _benefit(
         tenant, "pack", components=[late], priority=4, usage_limit=2, exclusive_group="g", description="old"
     )
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.put(
         f"/api/v1/benefit/{bundle.pk}",
@@ -501,7 +473,7 @@ def test_put_benefit_replaces_it_and_resets_omitted_fields_to_their_defaults(api
     )
 
     assert response.status_code == 200, response.content
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert (got["type"], got["value"], got["components"]) == ("voucher", {"amount": "10.00"}, [])
     assert (got["priority"], got["usage_limit"], got["exclusive_group"], got["description"]) == (0, None, None, "")
     bundle.refresh_from_db()
@@ -510,14 +482,14 @@ def test_put_benefit_replaces_it_and_resets_omitted_fields_to_their_defaults(api
     assert (entry.action, entry.target_id) == ("benefit.updated", str(bundle.pk))
     assert (entry.before["components"], entry.after["components"]) == ([late.pk], [])
     assert (entry.before["usage_limit"], entry.after["usage_limit"]) == (2, None)
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_put_benefit_requires_the_whole_object(api, tenant):
     late = _benefit(tenant, "late")
     before = _state(tenant)
 
-    errors = _errors(api.put(f"/api/v1/benefit/{late.pk}", {"priority": 3}, format="json"))
+    errors = validation_errors(api.put(f"/api/v1/benefit/{late.pk}", {"priority": 3}, format="json"))
 
     assert errors == {"code": ["This field is required."], "name": ["This field is required."]}
     assert _state(tenant) == before
@@ -537,7 +509,7 @@ def test_put_benefit_to_a_taken_code_is_409(api, tenant):
 def test_patch_benefit_without_components_keeps_them(api, tenant):
     late = _benefit(tenant, "late")
     bundle = _benefit(tenant, "pack", components=[late], usage_limit=2)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.patch(f"/api/v1/benefit/{bundle.pk}", {"active": False}, format="json")
 
@@ -545,8 +517,8 @@ def test_patch_benefit_without_components_keeps_them(api, tenant):
     got = response.json()
     assert (got["active"], got["components"], got["usage_limit"], got["name"]) == (False, [late.pk], 2, "Pack")
     assert list(bundle.components.all()) == [late]
-    assert _audit(tenant) == [("benefit.updated", "benefits.benefit", str(bundle.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("benefit.updated", "benefits.benefit", str(bundle.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_patch_benefit_components_replaces_them(api, tenant):
@@ -592,7 +564,7 @@ def test_patch_benefit_breaking_a_rule_is_422(api, tenant, changes, errors):
     late = _benefit(tenant, "late")
     before = _state(tenant)
 
-    assert _errors(api.patch(f"/api/v1/benefit/{late.pk}", changes, format="json")) == errors
+    assert validation_errors(api.patch(f"/api/v1/benefit/{late.pk}", changes, format="json")) == errors
     assert _state(tenant) == before
 
 
@@ -601,7 +573,7 @@ def test_patch_conditional_benefit_to_permanent_must_drop_its_criteria(api, tena
     before = _state(tenant)
 
     refused = api.patch(f"/api/v1/benefit/{spa.pk}", {"lifetime": "permanent"}, format="json")
-    assert _errors(refused) == {"criteria": ["Only a conditional benefit has criteria."]}
+    assert validation_errors(refused) == {"criteria": ["Only a conditional benefit has criteria."]}
     assert _state(tenant) == before
 
     response = api.patch(f"/api/v1/benefit/{spa.pk}", {"lifetime": "permanent", "criteria": []}, format="json")
@@ -625,15 +597,15 @@ def test_granted_count_is_read_only_and_kept_on_update(api, tenant):
 # --- catalog: delete ------------------------------------------------------------------------------
 def test_delete_benefit(api, tenant):
     late = _benefit(tenant, "late")
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/benefit/{late.pk}")
 
     assert response.status_code == 204
     assert response.content == b""
     assert not Benefit.objects.filter(pk=late.pk).exists()
-    assert _audit(tenant) == [("benefit.deleted", "benefits.benefit", str(late.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("benefit.deleted", "benefits.benefit", str(late.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_delete_bundle_keeps_its_components(api, tenant):
@@ -693,13 +665,13 @@ def test_copy_template_creates_a_benefit_with_its_contents_audited_once(api, ten
         is_template=True,
         components=[late, drink],
     )
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post(f"/api/v1/benefit/{template.pk}/copy", {"code": "pack-2027"}, format="json")
 
     assert response.status_code == 201, response.content
     copy = Benefit.objects.get(tenant=tenant, code="pack-2027")
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert sorted(got.pop("components")) == sorted([late.pk, drink.pk])
     assert got == {
         "id": copy.pk,
@@ -723,8 +695,8 @@ def test_copy_template_creates_a_benefit_with_its_contents_audited_once(api, ten
         "granted_count": 0,
     }
     assert set(copy.components.all()) == {late, drink}
-    assert _audit(tenant) == [("benefit.created", "benefits.benefit", str(copy.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("benefit.created", "benefits.benefit", str(copy.pk))]
+    assert config_version(tenant) == version + 1
     template.refresh_from_db()
     assert (template.is_template, template.code) == (True, "pack")
 
@@ -746,7 +718,7 @@ def test_copy_of_a_benefit_that_is_not_a_template_is_422(api, tenant):
 
     response = api.post(f"/api/v1/benefit/{late.pk}/copy", {"code": "late-2"}, format="json")
 
-    assert _errors(response) == {"template": ["late is not a template."]}
+    assert validation_errors(response) == {"template": ["late is not a template."]}
     assert _state(tenant) == before
 
 
@@ -770,7 +742,7 @@ def test_invalid_copy_is_422(api, tenant, body, errors):
     template = _benefit(tenant, "pack", is_template=True)
     before = _state(tenant)
 
-    assert _errors(api.post(f"/api/v1/benefit/{template.pk}/copy", body, format="json")) == errors
+    assert validation_errors(api.post(f"/api/v1/benefit/{template.pk}/copy", body, format="json")) == errors
     assert _state(tenant) == before
 
 
@@ -789,16 +761,21 @@ def test_copy_to_a_taken_code_is_409(api, tenant):
 def test_assign_benefit_to_a_tier_is_201_audited_once(api, tenant, ladder):
     gold = ladder[1]["gold"]
     late = _benefit(tenant, "late")
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post(f"/api/v1/tier/{gold.pk}/benefit", {"benefit": late.pk, "inheritable": True}, format="json")
 
     assert response.status_code == 201, response.content
     mapping = TierBenefitMapping.objects.get(tier=gold, benefit=late)
-    assert _body(response, "created_at") == {"id": mapping.pk, "tier": gold.pk, "benefit": late.pk, "inheritable": True}
+    assert body_without_timestamps(response, "created_at") == {
+        "id": mapping.pk,
+        "tier": gold.pk,
+        "benefit": late.pk,
+        "inheritable": True,
+    }
     assert mapping.tenant == tenant
-    assert _audit(tenant) == [("tierbenefitmapping.created", "benefits.tierbenefitmapping", str(mapping.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("tierbenefitmapping.created", "benefits.tierbenefitmapping", str(mapping.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_assign_defaults_to_inheritable(api, tenant, ladder):
@@ -813,12 +790,12 @@ def test_assigning_an_assigned_benefit_again_is_200_and_updates_it(api, tenant, 
     gold = ladder[1]["gold"]
     late = _benefit(tenant, "late")
     mapping = _tier_mapping(gold, late, inheritable=True)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post(f"/api/v1/tier/{gold.pk}/benefit", {"benefit": late.pk, "inheritable": False}, format="json")
 
     assert response.status_code == 200, response.content
-    assert _body(response, "created_at") == {
+    assert body_without_timestamps(response, "created_at") == {
         "id": mapping.pk,
         "tier": gold.pk,
         "benefit": late.pk,
@@ -831,7 +808,7 @@ def test_assigning_an_assigned_benefit_again_is_200_and_updates_it(api, tenant, 
         True,
         False,
     )
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_list_a_tiers_benefits_in_benefit_code_order(api, tenant, ladder, foreign):
@@ -871,7 +848,7 @@ def test_invalid_tier_assignment_is_422(api, tenant, ladder, body, errors):
 
     response = api.post(f"/api/v1/tier/{ladder[1]['gold'].pk}/benefit", body, format="json")
 
-    assert _errors(response) == errors
+    assert validation_errors(response) == errors
     assert _state(tenant) == before
 
 
@@ -880,7 +857,7 @@ def test_unassign_benefit_from_a_tier(api, tenant, ladder):
     late = _benefit(tenant, "late")
     mapping = _tier_mapping(gold, late)
     _tier_mapping(ladder[1]["silver"], late)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/tier/{gold.pk}/benefit/{late.pk}")
 
@@ -888,8 +865,8 @@ def test_unassign_benefit_from_a_tier(api, tenant, ladder):
     assert response.content == b""
     assert list(TierBenefitMapping.objects.values_list("tier__code", flat=True)) == ["silver"]
     assert Benefit.objects.filter(pk=late.pk).exists()
-    assert _audit(tenant) == [("tierbenefitmapping.deleted", "benefits.tierbenefitmapping", str(mapping.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("tierbenefitmapping.deleted", "benefits.tierbenefitmapping", str(mapping.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_unassign_a_benefit_not_mapped_to_the_tier_is_404(api, tenant, ladder):
@@ -914,7 +891,7 @@ def test_tier_benefit_routes_do_not_clash_with_the_tier_routes(api, tenant, ladd
 # --- campaign mappings ----------------------------------------------------------------------------
 def test_assign_benefit_to_a_campaign_is_201_with_normalised_criteria(api, tenant):
     late = _benefit(tenant, "late")
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post(
         "/api/v1/campaign/SPRING/benefit", {"benefit": late.pk, "criteria": [SPEND, COUNTRY]}, format="json"
@@ -922,15 +899,17 @@ def test_assign_benefit_to_a_campaign_is_201_with_normalised_criteria(api, tenan
 
     assert response.status_code == 201, response.content
     mapping = CampaignBenefitMapping.objects.get(tenant=tenant)
-    assert _body(response, "created_at") == {
+    assert body_without_timestamps(response, "created_at") == {
         "id": mapping.pk,
         "campaign_code": "SPRING",
         "benefit": late.pk,
         "criteria": NORMALISED,
     }
     assert (mapping.campaign_code, mapping.criteria) == ("SPRING", NORMALISED)
-    assert _audit(tenant) == [("campaignbenefitmapping.created", "benefits.campaignbenefitmapping", str(mapping.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [
+        ("campaignbenefitmapping.created", "benefits.campaignbenefitmapping", str(mapping.pk))
+    ]
+    assert config_version(tenant) == version + 1
 
 
 def test_assign_campaign_benefit_without_criteria(api, tenant):
@@ -945,7 +924,7 @@ def test_assign_campaign_benefit_without_criteria(api, tenant):
 def test_assigning_a_campaign_benefit_again_is_200_and_replaces_its_criteria(api, tenant):
     late = _benefit(tenant, "late")
     mapping = _campaign_mapping(tenant, "SPRING", late, criteria=NORMALISED)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post("/api/v1/campaign/SPRING/benefit", {"benefit": late.pk}, format="json")
 
@@ -954,8 +933,10 @@ def test_assigning_a_campaign_benefit_again_is_200_and_replaces_its_criteria(api
     mapping.refresh_from_db()
     assert mapping.criteria == []
     assert CampaignBenefitMapping.objects.count() == 1
-    assert _audit(tenant) == [("campaignbenefitmapping.updated", "benefits.campaignbenefitmapping", str(mapping.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [
+        ("campaignbenefitmapping.updated", "benefits.campaignbenefitmapping", str(mapping.pk))
+    ]
+    assert config_version(tenant) == version + 1
 
 
 @pytest.mark.parametrize(
@@ -983,7 +964,7 @@ def test_invalid_campaign_assignment_is_422(api, tenant, body, errors):
 
     response = api.post("/api/v1/campaign/SPRING/benefit", payload, format="json")
 
-    assert _errors(response) == errors
+    assert validation_errors(response) == errors
     assert _state(tenant) == before
 
 
@@ -993,7 +974,9 @@ def test_campaign_code_longer_than_64_characters_is_422(api, tenant):
 
     response = api.post(f"/api/v1/campaign/{'c' * 65}/benefit", {"benefit": late.pk}, format="json")
 
-    assert _errors(response) == {"campaign_code": ["Ensure this value has at most 64 characters (it has 65)."]}
+    assert validation_errors(response) == {
+        "campaign_code": ["Ensure this value has at most 64 characters (it has 65)."]
+    }
     assert _state(tenant) == before
 
 
@@ -1017,14 +1000,16 @@ def test_unassign_benefit_from_a_campaign(api, tenant):
     late = _benefit(tenant, "late")
     mapping = _campaign_mapping(tenant, "SPRING", late)
     _campaign_mapping(tenant, "AUTUMN", late)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/campaign/SPRING/benefit/{late.pk}")
 
     assert response.status_code == 204
     assert list(CampaignBenefitMapping.objects.values_list("campaign_code", flat=True)) == ["AUTUMN"]
-    assert _audit(tenant) == [("campaignbenefitmapping.deleted", "benefits.campaignbenefitmapping", str(mapping.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [
+        ("campaignbenefitmapping.deleted", "benefits.campaignbenefitmapping", str(mapping.pk))
+    ]
+    assert config_version(tenant) == version + 1
 
 
 def test_unassign_a_benefit_not_mapped_to_the_campaign_is_404(api, tenant, foreign):
@@ -1045,16 +1030,16 @@ def test_unassign_a_benefit_not_mapped_to_the_campaign_is_404(api, tenant, forei
 
 # --- event codes ----------------------------------------------------------------------------------
 def test_create_event_code_returns_201_in_capitals_audited_once(api, tenant):
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post("/api/v1/event/code", _points_code(code=" Bonus500 "), format="json")
 
     assert response.status_code == 201, response.content
     code = EventCode.objects.get(tenant=tenant)
-    assert _body(response) == {"id": code.pk, **_points_code(code="BONUS500"), "redemptions": 0}
+    assert body_without_timestamps(response) == {"id": code.pk, **_points_code(code="BONUS500"), "redemptions": 0}
     assert code.code == "BONUS500"
-    assert _audit(tenant) == [("eventcode.created", "benefits.eventcode", str(code.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("eventcode.created", "benefits.eventcode", str(code.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_create_event_code_with_only_code_action_and_target_takes_the_defaults(api, tenant, ladder):
@@ -1065,7 +1050,7 @@ def test_create_event_code_with_only_code_action_and_target_takes_the_defaults(a
     )
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": EventCode.objects.get().pk,
         "code": "VIPINVITE2027",
         "name": "",
@@ -1099,7 +1084,7 @@ def test_create_single_use_benefit_code_with_a_window(api, tenant):
     response = api.post("/api/v1/event/code", body, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": EventCode.objects.get().pk,
         **body,
         "valid_from": "2025-12-31T17:00:00Z",
@@ -1155,7 +1140,7 @@ def test_invalid_event_code_is_422_naming_the_field_and_stores_nothing(api, tena
 
     response = api.post("/api/v1/event/code", _points_code(**changes), format="json")
 
-    assert _errors(response) == errors
+    assert validation_errors(response) == errors
     assert _state(tenant) == before
 
 
@@ -1169,7 +1154,7 @@ def test_an_event_code_with_an_extra_target_names_it(api, tenant, ladder):
         format="json",
     )
 
-    assert _errors(response) == {
+    assert validation_errors(response) == {
         "tier": ["Not used by award_points; leave it empty."],
         "benefit": ["Not used by award_points; leave it empty."],
     }
@@ -1179,7 +1164,7 @@ def test_an_event_code_with_an_extra_target_names_it(api, tenant, ladder):
 def test_missing_event_code_fields_are_named(api, tenant):
     before = _state(tenant)
 
-    errors = _errors(api.post("/api/v1/event/code", {"points": 5}, format="json"))
+    errors = validation_errors(api.post("/api/v1/event/code", {"points": 5}, format="json"))
 
     assert errors == {"code": ["This field is required."], "action": ["This field is required."]}
     assert _state(tenant) == before
@@ -1223,7 +1208,7 @@ def test_list_and_filter_event_codes(api, tenant, ladder, foreign):
     assert codes("?action=award_points") == ["BONUS500", "OLD"]
     assert codes("?action=award_points&active=true") == ["BONUS500"]
     assert codes("?active=false") == ["OLD"]
-    assert list(_errors(api.get("/api/v1/event/code?action=refund"))) == ["action"]
+    assert list(validation_errors(api.get("/api/v1/event/code?action=refund"))) == ["action"]
 
 
 def test_list_event_codes_does_not_query_per_row(api, tenant, ladder, django_assert_max_num_queries):
@@ -1258,7 +1243,7 @@ def test_retrieve_event_code(api, tenant):
     response = api.get(f"/api/v1/event/code/{code.pk}")
 
     assert response.status_code == 200
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": code.pk,
         "code": "LATE1",
         "name": "Late",
@@ -1277,7 +1262,7 @@ def test_retrieve_event_code(api, tenant):
 
 def test_put_event_code_replaces_it_and_resets_omitted_fields(api, tenant, ladder):
     code = _event_code(tenant, "BONUS500", name="Bonus", points=500, max_redemptions=10, per_member_limit=2)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.put(
         f"/api/v1/event/code/{code.pk}",
@@ -1286,7 +1271,7 @@ def test_put_event_code_replaces_it_and_resets_omitted_fields(api, tenant, ladde
     )
 
     assert response.status_code == 200, response.content
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert (got["code"], got["action"], got["tier"], got["points"]) == (
         "VIP2027",
         "promote_tier",
@@ -1298,14 +1283,14 @@ def test_put_event_code_replaces_it_and_resets_omitted_fields(api, tenant, ladde
     assert (code.code, code.tier_id, code.points) == ("VIP2027", ladder[1]["platinum"].pk, None)
     entry = AuditEntry.objects.get(tenant=tenant)
     assert (entry.action, entry.before["code"], entry.after["code"]) == ("eventcode.updated", "BONUS500", "VIP2027")
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_put_event_code_requires_the_whole_object(api, tenant):
     code = _event_code(tenant)
     before = _state(tenant)
 
-    errors = _errors(api.put(f"/api/v1/event/code/{code.pk}", {"points": 5}, format="json"))
+    errors = validation_errors(api.put(f"/api/v1/event/code/{code.pk}", {"points": 5}, format="json"))
 
     assert errors == {"code": ["This field is required."], "action": ["This field is required."]}
     assert _state(tenant) == before
@@ -1333,15 +1318,15 @@ def test_put_event_code_keeping_its_own_code_in_other_case_is_fine(api, tenant):
 
 def test_patch_event_code_changes_only_the_named_fields(api, tenant):
     code = _event_code(tenant, "BONUS500", name="Bonus", points=500, max_redemptions=10)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.patch(f"/api/v1/event/code/{code.pk}", {"active": False}, format="json")
 
     assert response.status_code == 200, response.content
     got = response.json()
     assert (got["active"], got["name"], got["points"], got["max_redemptions"]) == (False, "Bonus", 500, 10)
-    assert _audit(tenant) == [("eventcode.updated", "benefits.eventcode", str(code.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("eventcode.updated", "benefits.eventcode", str(code.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_patch_event_code_action_without_its_target_is_422(api, tenant):
@@ -1350,7 +1335,7 @@ def test_patch_event_code_action_without_its_target_is_422(api, tenant):
 
     response = api.patch(f"/api/v1/event/code/{code.pk}", {"action": "grant_benefit"}, format="json")
 
-    assert _errors(response) == {
+    assert validation_errors(response) == {
         "benefit": ["Required for grant_benefit."],
         "points": ["Not used by grant_benefit; leave it empty."],
     }
@@ -1388,15 +1373,15 @@ def test_redemptions_is_read_only_and_kept_on_update(api, tenant):
 
 def test_delete_event_code(api, tenant):
     code = _event_code(tenant)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/event/code/{code.pk}")
 
     assert response.status_code == 204
     assert response.content == b""
     assert not EventCode.objects.filter(pk=code.pk).exists()
-    assert _audit(tenant) == [("eventcode.deleted", "benefits.eventcode", str(code.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("eventcode.deleted", "benefits.eventcode", str(code.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_delete_redeemed_event_code_is_409_in_use(api, tenant):
@@ -1479,8 +1464,8 @@ def test_another_tenants_components_are_422(api, tenant, foreign):
     created = api.post("/api/v1/benefit", _late(components=[late.pk, theirs]), format="json")
     patched = api.patch(f"/api/v1/benefit/{bundle.pk}", {"components": [theirs]}, format="json")
 
-    assert _errors(created) == expected
-    assert _errors(patched) == expected
+    assert validation_errors(created) == expected
+    assert validation_errors(patched) == expected
     assert _state(tenant) == before
 
 
@@ -1492,8 +1477,8 @@ def test_another_tenants_benefit_in_a_mapping_is_422(api, tenant, ladder, foreig
     tier = api.post(f"/api/v1/tier/{ladder[1]['gold'].pk}/benefit", {"benefit": theirs}, format="json")
     campaign = api.post("/api/v1/campaign/SPRING/benefit", {"benefit": theirs}, format="json")
 
-    assert _errors(tier) == expected
-    assert _errors(campaign) == expected
+    assert validation_errors(tier) == expected
+    assert validation_errors(campaign) == expected
     assert _state(tenant) == before
 
 
@@ -1510,8 +1495,8 @@ def test_another_tenants_ids_in_an_event_code_are_422(api, tenant, foreign, fiel
         f"/api/v1/event/code/{code.pk}", {"action": action, "points": None, field: theirs}, format="json"
     )
 
-    assert _errors(created) == expected
-    assert _errors(patched) == expected
+    assert validation_errors(created) == expected
+    assert validation_errors(patched) == expected
     assert _state(tenant) == before
 
 
@@ -1573,11 +1558,11 @@ def test_every_write_succeeds_with_the_admin_scope_with_one_audit_entry_and_vers
     client = api_client_for(tenant, scope=SCOPE_ADMIN)
 
     for method, path, body, expected in _writes(tenant, ladder):
-        version, entries = _version(tenant), AuditEntry.objects.filter(tenant=tenant).count()
+        version, entries = config_version(tenant), AuditEntry.objects.filter(tenant=tenant).count()
         response = getattr(client, method)(path, body, format="json")
         assert response.status_code == expected, (method, path, response.content)
         assert AuditEntry.objects.filter(tenant=tenant).count() == entries + 1, (method, path)
-        assert _version(tenant) == version + 1, (method, path)
+        assert config_version(tenant) == version + 1, (method, path)
 
 
 def test_reads_need_only_the_read_scope(api_client_for, tenant, ladder):
@@ -1643,6 +1628,6 @@ def test_a_json_array_body_is_422_not_500(api, tenant, ladder):
         "/api/v1/event/code",
     ):
         response = api.generic("POST", path, json.dumps([{"code": "x"}]), content_type="application/json")
-        assert list(_errors(response)) == ["non_field_errors"], path
+        assert list(validation_errors(response)) == ["non_field_errors"], path
 
     assert _state(tenant) == before

@@ -24,8 +24,8 @@ from members.models import Member
 from outbox.models import OutboxMessage
 from points.models import PointBucket, PointTransaction
 from tests.concurrency import race
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, TenantFactory, TenantMembershipFactory, UserFactory, hotel_ladder
+from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment, MemberTierChange
 
 URL = "/api/v1/member/{}/event-code/redeem"
@@ -39,18 +39,6 @@ def _own_attempt_cache(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
     }
-
-
-@pytest.fixture
-def ladder(tenant):
-    return hotel_ladder(tenant)
-
-
-@pytest.fixture
-def ann(api, ladder):
-    """Registered through the API: holds the default tier ``member`` of ``hotel``."""
-    assert api.post("/api/v1/member", {"external_id": "ann"}, format="json").status_code == 201
-    return Member.objects.get(external_id="ann")
 
 
 def make_code(tenant, code="VIPINVITE2027", action="award_points", **fields):

@@ -35,17 +35,17 @@ from benefits.tasks import expire_due_grants
 from members.models import Member
 from outbox.models import OutboxMessage
 from tests.concurrency import race
-from tests.conftest import assert_problem
 from tests.events.test_ingestion import stay
 from tests.factories import MemberFactory, TenantFactory, TenantMembershipFactory, UserFactory, hotel_ladder
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 
 # --- helpers --------------------------------------------------------------------------------------
 @pytest.fixture
-def tiers(tenant):
-    return hotel_ladder(tenant)[1]
+def tiers(ladder):
+    return ladder[1]
 
 
 def make_benefit(tenant, code, *, tier=None, inheritable=True, components=None, **fields):

@@ -10,22 +10,13 @@ from events import services as event_services
 from events.models import MemberEvent, MetricDay
 from events.services import replay_event
 from events.tasks import evaluate_member_events, sweep_received
-from members.models import Member
-from tests.conftest import assert_problem
 from tests.events.test_ingestion import stay
-from tests.factories import hotel_ladder
+from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/member/ann/event"
-
-
-@pytest.fixture
-def ann(api, tenant):
-    hotel_ladder(tenant)
-    api.post("/api/v1/member", {"external_id": "ann"}, format="json")
-    return Member.objects.get(external_id="ann")
 
 
 def test_respond_async_accepts_then_a_task_evaluates(api, ann, eager_tasks, django_capture_on_commit_callbacks):

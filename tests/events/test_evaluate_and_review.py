@@ -8,17 +8,11 @@ from django.utils import timezone
 
 from events.review import review_all, review_tenant
 from members.models import Member
-from tests.conftest import assert_problem
 from tests.events.test_ingestion import stay
-from tests.factories import hotel_ladder
+from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment, MemberTierChange, TierReview
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ladder(tenant):
-    return hotel_ladder(tenant)
 
 
 def register(api, *ids):

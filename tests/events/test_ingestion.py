@@ -10,26 +10,13 @@ from events.metrics import daily_metrics, rebuild_metrics
 from events.models import MemberEvent, MetricDay
 from members.models import Member
 from outbox.models import OutboxMessage
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
+from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment, MemberTierChange
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/member/ann/event"
-
-
-@pytest.fixture
-def ladder(tenant):
-    tenant.timezone = "Asia/Bangkok"
-    tenant.save()
-    return hotel_ladder(tenant)
-
-
-@pytest.fixture
-def ann(api, ladder):
-    assert api.post("/api/v1/member", {"external_id": "ann"}, format="json").status_code == 201
-    return Member.objects.get(external_id="ann")
 
 
 def stay(event_id: str = "pos-1", nights: int = 30, when=None, **extra) -> dict:

@@ -14,9 +14,9 @@ from events import admin_integrations  # noqa: F401 - registers the Notification
 from events.models import Notification
 from members.models import Member
 from outbox.models import Delivery, OutboxMessage
-from tests.conftest import assert_problem
 from tests.events.peers import Peer, relay_until_settled
 from tests.factories import MemberFactory, TenantMembershipFactory, UserFactory
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 SEND = "/api/v1/notification/send"

@@ -18,8 +18,8 @@ from outbox import services as subscriptions
 from outbox.emit import emit
 from outbox.models import Delivery, OutboxMessage, WebhookSubscription
 from outbox.webhooks import signing_secrets
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -36,11 +36,6 @@ def logged_in(client, staff):
 
 
 @pytest.fixture
-def ladder(tenant):
-    return hotel_ladder(tenant)
-
-
-@pytest.fixture
 def member(tenant, ladder):
     """u-1, registered through the service: holds the default tier "member" of the hotel ladder."""
     member, _ = register_member(

@@ -5,8 +5,8 @@ import pytest
 from audit.models import AuditEntry
 from members.models import Member
 from outbox.models import OutboxMessage
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
+from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment, MemberTierChange
 
 pytestmark = pytest.mark.django_db

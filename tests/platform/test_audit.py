@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from audit.models import AppendOnlyError, AuditEntry
 from audit.services import record_audit
-from tests.conftest import assert_problem
 from tests.factories import UserFactory
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
-from tests.conftest import ALL, assert_problem, claims_for, sign
+from tests.conftest import ALL, claims_for, sign
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEntry
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from members.models import Member
 from outbox.emit import emit
 from outbox.models import Delivery, OutboxMessage, WebhookSubscription
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
+from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment, PromotionRule, Tier, TierType
 
 pytestmark = pytest.mark.django_db

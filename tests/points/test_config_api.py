@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 from audit.models import AuditEntry
 from config.api import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, hotel_ladder
+from tests.helpers import assert_problem, audit_trail, body_without_timestamps, config_version, validation_errors
 from tiers.models import PromotionRule, Tier, TierType
 
 pytestmark = pytest.mark.django_db
@@ -106,33 +106,6 @@ def _state(tenant: Any) -> tuple[Any, ...]:
     )
 
 
-def _version(tenant: Any) -> int:
-    tenant.refresh_from_db()
-    return tenant.config_version
-
-
-def _body(response: Any) -> dict[str, Any]:
-    """The JSON body without its timestamps (asserted present)."""
-    body = response.json()
-    assert {"created_at", "updated_at"} <= set(body), body
-    return {k: v for k, v in body.items() if k not in ("created_at", "updated_at")}
-
-
-def _audit(tenant: Any) -> list[tuple[str, str, str]]:
-    return list(
-        AuditEntry.objects.filter(tenant=tenant).order_by("pk").values_list("action", "target_type", "target_id")
-    )
-
-
-def _errors(response: Any) -> dict[str, list[str]]:
-    return assert_problem(response, 422, "validation_error")["errors"]
-
-
-@pytest.fixture
-def ladder(tenant: Any) -> Ladder:
-    return hotel_ladder(tenant)
-
-
 @pytest.fixture
 def foreign(other_tenant: Any) -> dict[str, Any]:
     """Globex's ladder, conversion rule and modifier."""
@@ -148,29 +121,29 @@ def foreign(other_tenant: Any) -> dict[str, Any]:
 
 # --- conversion rules -----------------------------------------------------------------------------
 def test_create_rule_returns_201_with_the_stored_object_and_summary_audited_once(api, tenant, ladder):
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post("/api/v1/point-conversion/rule", _base_rule(ladder[0]), format="json")
 
     assert response.status_code == 201, response.content
     rule = PointConversionRule.objects.get(tenant=tenant, code="base")
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": rule.pk,
         **_base_rule(ladder[0]),
         **RULE_EXTRAS,
         "summary": "10 pts per 1.00 × tier multiplier",
     }
     assert (rule.unit_amount, rule.tier_type_id, rule.event_types) == (Decimal("1.00"), ladder[0].pk, ["transaction"])
-    assert _audit(tenant) == [("pointconversionrule.created", "points.pointconversionrule", str(rule.pk))]
+    assert audit_trail(tenant) == [("pointconversionrule.created", "points.pointconversionrule", str(rule.pk))]
     assert AuditEntry.objects.get().actor == "service:svc-test"
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_create_rule_with_only_code_and_unit_amount_takes_the_defaults(api, tenant):
     response = api.post("/api/v1/point-conversion/rule", {"code": "one", "unit_amount": "25"}, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": PointConversionRule.objects.get(code="one").pk,
         "code": "one",
         "name": "",
@@ -229,7 +202,7 @@ def test_create_per_quantity_partner_rule_with_caps_and_window(api, tenant):
     response = api.post("/api/v1/point-conversion/rule", body, format="json")
 
     assert response.status_code == 201, response.content
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert got == {
         "id": PointConversionRule.objects.get(code="nights").pk,
         **body,
@@ -306,7 +279,7 @@ def test_invalid_rule_is_422_naming_the_field_and_stores_nothing(api, tenant, la
 
     response = api.post("/api/v1/point-conversion/rule", _base_rule(ladder[0], **changes), format="json")
 
-    assert _errors(response) == errors
+    assert validation_errors(response) == errors
     assert _state(tenant) == before
 
 
@@ -316,14 +289,14 @@ def test_bad_slugs_in_a_rule_are_422_naming_the_field(api, tenant, changes):
 
     response = api.post("/api/v1/point-conversion/rule", _base_rule(None, **changes), format="json")
 
-    assert list(_errors(response)) == list(changes)
+    assert list(validation_errors(response)) == list(changes)
     assert _state(tenant) == before
 
 
 def test_missing_rule_code_is_named(api, tenant):
     before = _state(tenant)
 
-    errors = _errors(api.post("/api/v1/point-conversion/rule", {"unit_amount": "1"}, format="json"))
+    errors = validation_errors(api.post("/api/v1/point-conversion/rule", {"unit_amount": "1"}, format="json"))
 
     assert errors == {"code": ["This field is required."]}
     assert _state(tenant) == before
@@ -373,7 +346,7 @@ def test_list_rules_in_group_then_priority_order_with_filters(api, tenant, ladde
 
 
 def test_filter_rules_by_unknown_status_is_422(api, tenant):
-    assert "status" in _errors(api.get("/api/v1/point-conversion/rule?status=live"))
+    assert "status" in validation_errors(api.get("/api/v1/point-conversion/rule?status=live"))
 
 
 def test_list_rules_does_not_query_per_row(api, tenant, ladder, django_assert_max_num_queries):
@@ -392,7 +365,7 @@ def test_retrieve_rule(api, tenant, ladder):
     response = api.get(f"/api/v1/point-conversion/rule/{rule.pk}")
 
     assert response.status_code == 200
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": rule.pk,
         **_base_rule(ladder[0], cap_per_event=75000),
         **RULE_EXTRAS,
@@ -402,7 +375,7 @@ def test_retrieve_rule(api, tenant, ladder):
 
 def test_put_rule_replaces_it_and_resets_omitted_fields_to_their_defaults(api, tenant, ladder):
     rule = _rule(tenant, tier_type=ladder[0], cap_per_day=5000, description="old", priority=3)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.put(
         f"/api/v1/point-conversion/rule/{rule.pk}",
@@ -411,7 +384,7 @@ def test_put_rule_replaces_it_and_resets_omitted_fields_to_their_defaults(api, t
     )
 
     assert response.status_code == 200, response.content
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert (got["base"], got["points_per_unit"], got["status"]) == ("per_event", 100, "draft")
     assert (got["tier_type"], got["cap_per_day"], got["description"], got["priority"]) == (None, None, "", 0)
     assert (got["unit_amount"], got["summary"]) == (None, "100 pts per event")
@@ -420,14 +393,14 @@ def test_put_rule_replaces_it_and_resets_omitted_fields_to_their_defaults(api, t
     entry = AuditEntry.objects.get(tenant=tenant)
     assert (entry.action, entry.target_id) == ("pointconversionrule.updated", str(rule.pk))
     assert (entry.before["cap_per_day"], entry.after["cap_per_day"]) == (5000, None)
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_put_rule_requires_the_whole_object(api, tenant):
     rule = _rule(tenant)
     before = _state(tenant)
 
-    errors = _errors(api.put(f"/api/v1/point-conversion/rule/{rule.pk}", {"name": "X"}, format="json"))
+    errors = validation_errors(api.put(f"/api/v1/point-conversion/rule/{rule.pk}", {"name": "X"}, format="json"))
 
     assert errors == {"code": ["This field is required."]}
     assert _state(tenant) == before
@@ -448,20 +421,20 @@ def test_put_rule_to_a_taken_code_is_409(api, tenant):
 
 def test_patch_rule_changes_only_the_named_fields(api, tenant, ladder):
     rule = _rule(tenant, tier_type=ladder[0], cap_per_day=5000)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.patch(f"/api/v1/point-conversion/rule/{rule.pk}", {"status": "archived"}, format="json")
 
     assert response.status_code == 200, response.content
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert (got["status"], got["tier_type"], got["cap_per_day"], got["unit_amount"]) == (
         "archived",
         ladder[0].pk,
         5000,
         "1.00",
     )
-    assert _audit(tenant) == [("pointconversionrule.updated", "points.pointconversionrule", str(rule.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("pointconversionrule.updated", "points.pointconversionrule", str(rule.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_patch_rule_to_per_amount_without_unit_is_422(api, tenant):
@@ -470,21 +443,21 @@ def test_patch_rule_to_per_amount_without_unit_is_422(api, tenant):
 
     response = api.patch(f"/api/v1/point-conversion/rule/{rule.pk}", {"base": "per_amount"}, format="json")
 
-    assert _errors(response) == {"unit_amount": ["Required for per_amount."]}
+    assert validation_errors(response) == {"unit_amount": ["Required for per_amount."]}
     assert _state(tenant) == before
 
 
 def test_delete_rule(api, tenant):
     rule = _rule(tenant)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/point-conversion/rule/{rule.pk}")
 
     assert response.status_code == 204
     assert response.content == b""
     assert not PointConversionRule.objects.filter(pk=rule.pk).exists()
-    assert _audit(tenant) == [("pointconversionrule.deleted", "points.pointconversionrule", str(rule.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("pointconversionrule.deleted", "points.pointconversionrule", str(rule.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_delete_rule_scoping_a_modifier_removes_it_from_the_scope(api, tenant):
@@ -519,14 +492,14 @@ def test_delete_rule_that_awarded_points_is_409_in_use(api, tenant):
 def test_create_modifier_returns_201_with_its_scope_audited_once(api, tenant, ladder):
     rule = _rule(tenant)
     gold, platinum = ladder[1]["gold"], ladder[1]["platinum"]
-    version = _version(tenant)
+    version = config_version(tenant)
     body = _weekend(rules=[rule.pk], tiers=[gold.pk, platinum.pk], name="Double weekends", campaign_code="SPRING")
 
     response = api.post("/api/v1/point-conversion/modifier", body, format="json")
 
     assert response.status_code == 201, response.content
     modifier = PointModifier.objects.get(tenant=tenant, code="double-weekend")
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": modifier.pk,
         **body,
         "multiplier": "2.000",
@@ -537,15 +510,15 @@ def test_create_modifier_returns_201_with_its_scope_audited_once(api, tenant, la
     assert list(modifier.rules.all()) == [rule]
     assert set(modifier.tiers.all()) == {gold, platinum}
     assert (modifier.multiplier, modifier.days_of_week) == (Decimal(2), [5, 6])
-    assert _audit(tenant) == [("pointmodifier.created", "points.pointmodifier", str(modifier.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("pointmodifier.created", "points.pointmodifier", str(modifier.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_create_modifier_with_only_a_code_takes_the_defaults(api, tenant):
     response = api.post("/api/v1/point-conversion/modifier", {"code": "plain"}, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": PointModifier.objects.get(code="plain").pk,
         "code": "plain",
         "name": "",
@@ -643,7 +616,7 @@ def test_invalid_modifier_is_422_naming_the_field_and_stores_nothing(api, tenant
 
     response = api.post("/api/v1/point-conversion/modifier", _weekend(**changes), format="json")
 
-    assert _errors(response) == errors
+    assert validation_errors(response) == errors
     assert _state(tenant) == before
 
 
@@ -707,7 +680,7 @@ def test_retrieve_modifier(api, tenant, ladder):
     response = api.get(f"/api/v1/point-conversion/modifier/{modifier.pk}")
 
     assert response.status_code == 200
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": modifier.pk,
         "code": "double-weekend",
         "name": "Double weekends",
@@ -732,7 +705,7 @@ def test_retrieve_modifier(api, tenant, ladder):
 def test_put_modifier_replaces_it_and_its_scope(api, tenant, ladder):
     old_rule, new_rule = _rule(tenant), _rule(tenant, "other")
     modifier = _modifier(tenant, rules=[old_rule], tiers=[ladder[1]["gold"]], campaign_code="SPRING", bonus_points=5)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.put(
         f"/api/v1/point-conversion/modifier/{modifier.pk}",
@@ -741,21 +714,23 @@ def test_put_modifier_replaces_it_and_its_scope(api, tenant, ladder):
     )
 
     assert response.status_code == 200, response.content
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert (got["multiplier"], got["rules"], got["tiers"]) == ("3.000", [new_rule.pk], [])
     assert (got["campaign_code"], got["bonus_points"]) == ("", 0)
     modifier.refresh_from_db()
     assert list(modifier.rules.all()) == [new_rule]
     assert list(modifier.tiers.all()) == []
-    assert _audit(tenant) == [("pointmodifier.updated", "points.pointmodifier", str(modifier.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("pointmodifier.updated", "points.pointmodifier", str(modifier.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_put_modifier_requires_the_whole_object(api, tenant):
     modifier = _modifier(tenant)
     before = _state(tenant)
 
-    errors = _errors(api.put(f"/api/v1/point-conversion/modifier/{modifier.pk}", {"multiplier": "3"}, format="json"))
+    errors = validation_errors(
+        api.put(f"/api/v1/point-conversion/modifier/{modifier.pk}", {"multiplier": "3"}, format="json")
+    )
 
     assert errors == {"code": ["This field is required."]}
     assert _state(tenant) == before
@@ -764,7 +739,7 @@ def test_put_modifier_requires_the_whole_object(api, tenant):
 def test_patch_modifier_without_scope_keeps_its_rules_and_tiers(api, tenant, ladder):
     rule = _rule(tenant)
     modifier = _modifier(tenant, rules=[rule], tiers=[ladder[1]["gold"]])
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.patch(f"/api/v1/point-conversion/modifier/{modifier.pk}", {"exclusive": True}, format="json")
 
@@ -778,8 +753,8 @@ def test_patch_modifier_without_scope_keeps_its_rules_and_tiers(api, tenant, lad
     )
     assert list(modifier.rules.all()) == [rule]
     assert list(modifier.tiers.all()) == [ladder[1]["gold"]]
-    assert _audit(tenant) == [("pointmodifier.updated", "points.pointmodifier", str(modifier.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("pointmodifier.updated", "points.pointmodifier", str(modifier.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_patch_modifier_scope_replaces_only_what_it_names(api, tenant, ladder):
@@ -805,7 +780,7 @@ def test_patch_modifier_window_inverted_is_422(api, tenant):
         f"/api/v1/point-conversion/modifier/{modifier.pk}", {"ends_at": "2000-01-01T00:00:00Z"}, format="json"
     )
 
-    assert _errors(response) == {"ends_at": ["Must be after starts_at."]}
+    assert validation_errors(response) == {"ends_at": ["Must be after starts_at."]}
     assert _state(tenant) == before
 
 
@@ -823,7 +798,7 @@ def test_pool_used_is_read_only(api, tenant):
 def test_delete_modifier(api, tenant, ladder):
     rule = _rule(tenant)
     modifier = _modifier(tenant, rules=[rule], tiers=[ladder[1]["gold"]])
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/point-conversion/modifier/{modifier.pk}")
 
@@ -831,8 +806,8 @@ def test_delete_modifier(api, tenant, ladder):
     assert response.content == b""
     assert not PointModifier.objects.filter(pk=modifier.pk).exists()
     assert PointConversionRule.objects.filter(pk=rule.pk).exists()
-    assert _audit(tenant) == [("pointmodifier.deleted", "points.pointmodifier", str(modifier.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("pointmodifier.deleted", "points.pointmodifier", str(modifier.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_delete_modifier_whose_pool_gave_points_is_409_in_use(api, tenant):
@@ -864,7 +839,7 @@ def test_policy_reads_as_defaults_before_any_is_stored(api, tenant):
 
 
 def test_put_policy_stores_it_audited_once(api, tenant):
-    version = _version(tenant)
+    version = config_version(tenant)
     body = {
         "welcome_points": 500,
         "cap_per_event": 75000,
@@ -881,15 +856,15 @@ def test_put_policy_stores_it_audited_once(api, tenant):
     assert {k: v for k, v in got.items() if k != "updated_at"} == body
     policy = PointPolicy.objects.get(tenant=tenant)
     assert (policy.welcome_points, policy.cap_per_day, policy.cap_per_week) == (500, 100000, None)
-    assert _audit(tenant) == [("pointpolicy.updated", "points.pointpolicy", str(policy.pk))]
+    assert audit_trail(tenant) == [("pointpolicy.updated", "points.pointpolicy", str(policy.pk))]
     assert AuditEntry.objects.get().before is None
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
     assert {k: v for k, v in api.get("/api/v1/point-policy").json().items() if k != "updated_at"} == body
 
 
 def test_put_policy_replaces_it_and_resets_omitted_fields(api, tenant):
     PointPolicy.objects.create(tenant=tenant, welcome_points=500, cap_per_day=100000)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.put("/api/v1/point-policy", {"cap_per_month": 300000}, format="json")
 
@@ -908,7 +883,7 @@ def test_put_policy_replaces_it_and_resets_omitted_fields(api, tenant):
         100000,
         None,
     )
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 @pytest.mark.parametrize(
@@ -928,7 +903,7 @@ def test_put_policy_replaces_it_and_resets_omitted_fields(api, tenant):
 def test_invalid_policy_is_422_naming_the_field_and_stores_nothing(api, tenant, body, errors):
     before = _state(tenant)
 
-    assert _errors(api.put("/api/v1/point-policy", body, format="json")) == errors
+    assert validation_errors(api.put("/api/v1/point-policy", body, format="json")) == errors
     assert _state(tenant) == before
 
 
@@ -977,8 +952,8 @@ def test_another_tenants_tier_type_in_a_rule_is_422(api, tenant, foreign):
     created = api.post("/api/v1/point-conversion/rule", _base_rule(foreign["tier_type"]), format="json")
     patched = api.patch(f"/api/v1/point-conversion/rule/{rule.pk}", {"tier_type": pk}, format="json")
 
-    assert _errors(created) == expected
-    assert _errors(patched) == expected
+    assert validation_errors(created) == expected
+    assert validation_errors(patched) == expected
     assert _state(tenant) == before
 
 
@@ -993,8 +968,8 @@ def test_another_tenants_scope_ids_in_a_modifier_are_422(api, tenant, ladder, fo
     created = api.post("/api/v1/point-conversion/modifier", _weekend(**{field: [mine, theirs]}), format="json")
     patched = api.patch(f"/api/v1/point-conversion/modifier/{modifier.pk}", {field: [theirs]}, format="json")
 
-    assert _errors(created) == expected
-    assert _errors(patched) == expected
+    assert validation_errors(created) == expected
+    assert validation_errors(patched) == expected
     assert _state(tenant) == before
 
 
@@ -1043,11 +1018,11 @@ def test_every_write_succeeds_with_the_admin_scope_with_one_audit_entry_and_vers
     expected = {"post": 201, "put": 200, "patch": 200, "delete": 204}
 
     for method, path, body in _writes(tenant, ladder):
-        version, entries = _version(tenant), AuditEntry.objects.filter(tenant=tenant).count()
+        version, entries = config_version(tenant), AuditEntry.objects.filter(tenant=tenant).count()
         response = getattr(client, method)(path, body, format="json")
         assert response.status_code == expected[method], (method, path, response.content)
         assert AuditEntry.objects.filter(tenant=tenant).count() == entries + 1, (method, path)
-        assert _version(tenant) == version + 1, (method, path)
+        assert config_version(tenant) == version + 1, (method, path)
 
 
 def test_reads_need_only_the_read_scope(api_client_for, tenant):
@@ -1108,5 +1083,5 @@ def test_a_json_array_body_is_422_not_500(api, tenant, path):
 
     response = api.generic(method, path, json.dumps([{"code": "x"}]), content_type="application/json")
 
-    assert list(_errors(response)) == ["non_field_errors"]
+    assert list(validation_errors(response)) == ["non_field_errors"]
     assert _state(tenant) == before

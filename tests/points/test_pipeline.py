@@ -12,8 +12,8 @@ from members.models import Member
 from outbox.models import OutboxMessage
 from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tests.concurrency import race
-from tests.conftest import assert_problem
 from tests.factories import TenantFactory, hotel_ladder
+from tests.helpers import assert_problem
 
 URL = "/api/v1/member/ann/event"
 

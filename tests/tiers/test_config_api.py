@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 from config.api import SCOPE_READ, SCOPE_WRITE
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, PromotionRuleFactory, TierFactory, TierTypeFactory, hotel_ladder
+from tests.helpers import assert_problem, audit_trail, body_without_timestamps, config_version, validation_errors
 from tiers.models import MemberTierChange, PromotionRule, Tier, TierType
 from tiers.services import change_member_tier
 
@@ -64,33 +64,6 @@ def _state(tenant: Any) -> tuple[Any, ...]:
     )
 
 
-def _version(tenant: Any) -> int:
-    tenant.refresh_from_db()
-    return tenant.config_version
-
-
-def _body(response: Any) -> dict[str, Any]:
-    """The JSON body without its timestamps (asserted present)."""
-    body = response.json()
-    assert {"created_at", "updated_at"} <= set(body), body
-    return {k: v for k, v in body.items() if k not in ("created_at", "updated_at")}
-
-
-def _audit(tenant: Any) -> list[tuple[str, str, str]]:
-    return list(
-        AuditEntry.objects.filter(tenant=tenant).order_by("pk").values_list("action", "target_type", "target_id")
-    )
-
-
-def _errors(response: Any) -> dict[str, list[str]]:
-    return assert_problem(response, 422, "validation_error")["errors"]
-
-
-@pytest.fixture
-def ladder(tenant: Any) -> tuple[TierType, dict[str, Tier], PromotionRule]:
-    return hotel_ladder(tenant)
-
-
 @pytest.fixture
 def foreign(other_tenant: Any) -> tuple[TierType, dict[str, Tier], PromotionRule]:
     return hotel_ladder(other_tenant)
@@ -98,24 +71,24 @@ def foreign(other_tenant: Any) -> tuple[TierType, dict[str, Tier], PromotionRule
 
 # --- tier types -----------------------------------------------------------------------------------
 def test_create_tier_type_returns_201_with_the_stored_object_audited_once(api, tenant):
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post("/api/v1/tier/type", HOTEL_TYPE, format="json")
 
     assert response.status_code == 201, response.content
     tier_type = TierType.objects.get(tenant=tenant, code="hotel")
-    assert _body(response) == {"id": tier_type.pk, **HOTEL_TYPE}
+    assert body_without_timestamps(response) == {"id": tier_type.pk, **HOTEL_TYPE}
     assert tier_type.grace_days == 90
-    assert _audit(tenant) == [("tiertype.created", "tiers.tiertype", str(tier_type.pk))]
+    assert audit_trail(tenant) == [("tiertype.created", "tiers.tiertype", str(tier_type.pk))]
     assert AuditEntry.objects.get().actor == "service:svc-test"
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_create_tier_type_with_only_code_and_name_takes_the_defaults(api, tenant):
     response = api.post("/api/v1/tier/type", {"code": "air", "name": "Air"}, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": TierType.objects.get(code="air").pk,
         "code": "air",
         "name": "Air",
@@ -145,8 +118,8 @@ def test_create_rolling_tier_type_with_fixed_days_validity(api, tenant):
     response = api.post("/api/v1/tier/type", body, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response)["window_days"] == 365
-    assert _body(response)["validity_days"] == 400
+    assert body_without_timestamps(response)["window_days"] == 365
+    assert body_without_timestamps(response)["validity_days"] == 400
 
 
 @pytest.mark.parametrize(
@@ -172,7 +145,7 @@ def test_invalid_tier_type_is_422_naming_the_field_and_stores_nothing(api, tenan
 
     response = api.post("/api/v1/tier/type", {**HOTEL_TYPE, **changes}, format="json")
 
-    errors = _errors(response)
+    errors = validation_errors(response)
     assert field in errors, errors
     assert _state(tenant) == before
 
@@ -180,7 +153,7 @@ def test_invalid_tier_type_is_422_naming_the_field_and_stores_nothing(api, tenan
 def test_missing_required_tier_type_fields_are_named(api, tenant):
     before = _state(tenant)
 
-    errors = _errors(api.post("/api/v1/tier/type", {"mode": "fixed"}, format="json"))
+    errors = validation_errors(api.post("/api/v1/tier/type", {"mode": "fixed"}, format="json"))
 
     assert errors == {"code": ["This field is required."], "name": ["This field is required."]}
     assert _state(tenant) == before
@@ -244,7 +217,7 @@ def test_filter_tier_types(api, tenant, query, codes):
 
 
 def test_filter_tier_types_by_unknown_mode_is_422(api, tenant):
-    assert "mode" in _errors(api.get("/api/v1/tier/type?mode=sometimes"))
+    assert "mode" in validation_errors(api.get("/api/v1/tier/type?mode=sometimes"))
 
 
 def test_retrieve_tier_type(api, tenant, ladder):
@@ -253,7 +226,7 @@ def test_retrieve_tier_type(api, tenant, ladder):
     response = api.get(f"/api/v1/tier/type/{tier_type.pk}")
 
     assert response.status_code == 200
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         **HOTEL_TYPE,
         "id": tier_type.pk,
         "name": "Hotel status",
@@ -262,26 +235,32 @@ def test_retrieve_tier_type(api, tenant, ladder):
 
 def test_put_tier_type_replaces_the_object_and_resets_omitted_fields_to_their_defaults(api, tenant, ladder):
     tier_type = ladder[0]
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.put(
         f"/api/v1/tier/type/{tier_type.pk}", {"code": "hotel", "name": "Hotels", "priority": 5}, format="json"
     )
 
     assert response.status_code == 200, response.content
-    assert _body(response) == {**HOTEL_TYPE, "id": tier_type.pk, "name": "Hotels", "priority": 5, "grace_days": 0}
+    assert body_without_timestamps(response) == {
+        **HOTEL_TYPE,
+        "id": tier_type.pk,
+        "name": "Hotels",
+        "priority": 5,
+        "grace_days": 0,
+    }
     tier_type.refresh_from_db()
     assert (tier_type.name, tier_type.priority, tier_type.grace_days) == ("Hotels", 5, 0)
     entry = AuditEntry.objects.get(tenant=tenant)
     assert (entry.action, entry.target_id) == ("tiertype.updated", str(tier_type.pk))
     assert (entry.before["name"], entry.after["name"]) == ("Hotel status", "Hotels")
-    assert _version(tenant) == version + 1
+    assert config_version(tenant) == version + 1
 
 
 def test_put_tier_type_requires_the_whole_object(api, tenant, ladder):
     before = _state(tenant)
 
-    errors = _errors(api.put(f"/api/v1/tier/type/{ladder[0].pk}", {"name": "Hotels"}, format="json"))
+    errors = validation_errors(api.put(f"/api/v1/tier/type/{ladder[0].pk}", {"name": "Hotels"}, format="json"))
 
     assert errors == {"code": ["This field is required."]}
     assert _state(tenant) == before
@@ -289,14 +268,14 @@ def test_put_tier_type_requires_the_whole_object(api, tenant, ladder):
 
 def test_patch_tier_type_changes_only_the_named_fields(api, tenant, ladder):
     tier_type = ladder[0]
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.patch(f"/api/v1/tier/type/{tier_type.pk}", {"name": "Hotels"}, format="json")
 
     assert response.status_code == 200, response.content
-    assert _body(response) == {**HOTEL_TYPE, "id": tier_type.pk, "name": "Hotels"}
-    assert _audit(tenant) == [("tiertype.updated", "tiers.tiertype", str(tier_type.pk))]
-    assert _version(tenant) == version + 1
+    assert body_without_timestamps(response) == {**HOTEL_TYPE, "id": tier_type.pk, "name": "Hotels"}
+    assert audit_trail(tenant) == [("tiertype.updated", "tiers.tiertype", str(tier_type.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_patch_tier_type_to_rolling_without_window_is_422(api, tenant, ladder):
@@ -308,7 +287,7 @@ def test_patch_tier_type_to_rolling_without_window_is_422(api, tenant, ladder):
         format="json",
     )
 
-    assert _errors(response) == {"window_days": ["Required for rolling qualification."]}
+    assert validation_errors(response) == {"window_days": ["Required for rolling qualification."]}
     assert _state(tenant) == before
 
 
@@ -319,7 +298,7 @@ def test_activating_a_tier_type_whose_tiers_have_no_default_is_422(api, tenant):
 
     response = api.patch(f"/api/v1/tier/type/{tier_type.pk}", {"active": True}, format="json")
 
-    assert list(_errors(response)) == ["active"]
+    assert list(validation_errors(response)) == ["active"]
     assert _state(tenant) == before
 
 
@@ -327,7 +306,7 @@ def test_delete_tier_type_removes_it_and_its_tiers(api, tenant):
     tier_type = TierTypeFactory(tenant=tenant, code="spare")
     TierFactory(tier_type=tier_type, rank=1, is_default=True)
     TierFactory(tier_type=tier_type, rank=2)
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/tier/type/{tier_type.pk}")
 
@@ -335,8 +314,8 @@ def test_delete_tier_type_removes_it_and_its_tiers(api, tenant):
     assert response.content == b""
     assert not TierType.objects.filter(pk=tier_type.pk).exists()
     assert not Tier.objects.filter(tier_type_id=tier_type.pk).exists()
-    assert _audit(tenant) == [("tiertype.deleted", "tiers.tiertype", str(tier_type.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("tiertype.deleted", "tiers.tiertype", str(tier_type.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_delete_tier_type_referenced_by_rules_is_409_in_use_naming_them(api, tenant, ladder):
@@ -368,7 +347,7 @@ def test_create_tier_under_its_type_returns_201_audited_once(api, tenant, ladder
     tier_type = ladder[0]
     PromotionRule.objects.all().delete()
     Tier.objects.filter(code="gold").delete()
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post(
         f"/api/v1/tier/type/{tier_type.pk}/tier", {**GOLD_TIER, "description": "Gold card"}, format="json"
@@ -376,10 +355,15 @@ def test_create_tier_under_its_type_returns_201_audited_once(api, tenant, ladder
 
     assert response.status_code == 201, response.content
     tier = Tier.objects.get(tier_type=tier_type, code="gold")
-    assert _body(response) == {"id": tier.pk, "tier_type": tier_type.pk, **GOLD_TIER, "description": "Gold card"}
+    assert body_without_timestamps(response) == {
+        "id": tier.pk,
+        "tier_type": tier_type.pk,
+        **GOLD_TIER,
+        "description": "Gold card",
+    }
     assert str(tier.point_multiplier) == "1.80"
-    assert _audit(tenant) == [("tier.created", "tiers.tier", str(tier.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("tier.created", "tiers.tier", str(tier.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_first_tier_of_an_empty_active_type_becomes_default_and_time_bound_fields_round_trip(api, tenant):
@@ -397,7 +381,7 @@ def test_first_tier_of_an_empty_active_type_becomes_default_and_time_bound_field
     response = api.post(f"/api/v1/tier/type/{tier_type.pk}/tier", body, format="json")
 
     assert response.status_code == 201, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": Tier.objects.get(code="summer").pk,
         "tier_type": tier_type.pk,
         "code": "summer",
@@ -419,7 +403,7 @@ def test_first_tier_of_an_active_type_must_be_its_default(api, tenant):
 
     response = api.post(f"/api/v1/tier/type/{tier_type.pk}/tier", {"code": "a", "name": "A", "rank": 1}, format="json")
 
-    assert _errors(response) == {"is_default": ["The first tier of an active tier type must be its default."]}
+    assert validation_errors(response) == {"is_default": ["The first tier of an active tier type must be its default."]}
     assert _state(tenant) == before
 
 
@@ -439,7 +423,7 @@ def test_a_new_default_tier_moves_the_default(api, tenant, ladder):
     assert tiers["member"].is_default is False
     assert list(Tier.objects.filter(tier_type=tier_type, is_default=True)) == [new]
     # Two rows changed: the old default (with the reason) and the new tier.
-    assert _audit(tenant) == [
+    assert audit_trail(tenant) == [
         ("tier.updated", "tiers.tier", str(tiers["member"].pk)),
         ("tier.created", "tiers.tier", str(new.pk)),
     ]
@@ -461,7 +445,7 @@ def test_unsetting_the_default_of_an_active_type_is_422(api, tenant, ladder):
 
     response = api.patch(f"/api/v1/tier/{ladder[1]['member'].pk}", {"is_default": False}, format="json")
 
-    assert _errors(response) == {
+    assert validation_errors(response) == {
         "is_default": ["An active tier type needs a default tier: make another tier the default instead."]
     }
     assert _state(tenant) == before
@@ -500,7 +484,7 @@ def test_invalid_tier_is_422_naming_the_field_and_stores_nothing(api, tenant, la
     before = _state(tenant)
     body = {**GOLD_TIER, "code": "diamond", "rank": 5, **changes}
 
-    got = _errors(api.post(f"/api/v1/tier/type/{ladder[0].pk}/tier", body, format="json"))
+    got = validation_errors(api.post(f"/api/v1/tier/type/{ladder[0].pk}/tier", body, format="json"))
 
     if errors is None:
         assert list(got) == list(changes)
@@ -571,7 +555,7 @@ def test_retrieve_tier(api, tenant, ladder):
     response = api.get(f"/api/v1/tier/{tiers['gold'].pk}")
 
     assert response.status_code == 200
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": tiers["gold"].pk,
         "tier_type": tier_type.pk,
         **GOLD_TIER,
@@ -583,7 +567,7 @@ def test_retrieve_tier(api, tenant, ladder):
 def test_put_tier_replaces_it_but_never_moves_it_to_another_type(api, tenant, ladder):
     tier_type, tiers, _ = ladder
     air = TierTypeFactory(tenant=tenant, code="air")
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.put(
         f"/api/v1/tier/{tiers['gold'].pk}",
@@ -592,7 +576,7 @@ def test_put_tier_replaces_it_but_never_moves_it_to_another_type(api, tenant, la
     )
 
     assert response.status_code == 200, response.content
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": tiers["gold"].pk,
         "tier_type": tier_type.pk,
         **GOLD_TIER,
@@ -603,14 +587,14 @@ def test_put_tier_replaces_it_but_never_moves_it_to_another_type(api, tenant, la
     }
     tiers["gold"].refresh_from_db()
     assert (tiers["gold"].tier_type_id, tiers["gold"].rank) == (tier_type.pk, 6)
-    assert _audit(tenant) == [("tier.updated", "tiers.tier", str(tiers["gold"].pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("tier.updated", "tiers.tier", str(tiers["gold"].pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_put_tier_requires_the_whole_object(api, tenant, ladder):
     before = _state(tenant)
 
-    errors = _errors(api.put(f"/api/v1/tier/{ladder[1]['gold'].pk}", {"name": "Gold+"}, format="json"))
+    errors = validation_errors(api.put(f"/api/v1/tier/{ladder[1]['gold'].pk}", {"name": "Gold+"}, format="json"))
 
     assert errors == {"code": ["This field is required."], "rank": ["This field is required."]}
     assert _state(tenant) == before
@@ -627,7 +611,7 @@ def test_patch_tier(api, tenant, ladder):
         True,
         "Gold",
     )
-    assert _audit(tenant) == [("tier.updated", "tiers.tier", str(gold.pk))]
+    assert audit_trail(tenant) == [("tier.updated", "tiers.tier", str(gold.pk))]
 
 
 def test_patch_tier_into_a_taken_rank_is_422(api, tenant, ladder):
@@ -635,21 +619,21 @@ def test_patch_tier_into_a_taken_rank_is_422(api, tenant, ladder):
 
     response = api.patch(f"/api/v1/tier/{ladder[1]['gold'].pk}", {"rank": 4}, format="json")
 
-    assert _errors(response) == {"rank": ["Rank 4 is already used in hotel."]}
+    assert validation_errors(response) == {"rank": ["Rank 4 is already used in hotel."]}
     assert _state(tenant) == before
 
 
 def test_delete_tier(api, tenant, ladder):
     platinum = ladder[1]["platinum"]
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/tier/{platinum.pk}")
 
     assert response.status_code == 204
     assert response.content == b""
     assert not Tier.objects.filter(pk=platinum.pk).exists()
-    assert _audit(tenant) == [("tier.deleted", "tiers.tier", str(platinum.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("tier.deleted", "tiers.tier", str(platinum.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_delete_tier_held_by_a_member_is_409_in_use(api, tenant, ladder):
@@ -705,13 +689,13 @@ def _rule_body(tier_type: TierType, target: Tier | None, /, **changes: Any) -> d
 
 def test_create_promotion_rule_returns_201_with_normalised_criteria_and_summary(api, tenant, ladder):
     tier_type, tiers, _ = ladder
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.post("/api/v1/promotion/rule", _rule_body(tier_type, tiers["gold"]), format="json")
 
     assert response.status_code == 201, response.content
     rule = PromotionRule.objects.get(code="gold-by-nights")
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": rule.pk,
         "code": "gold-by-nights",
         "name": "",
@@ -731,8 +715,8 @@ def test_create_promotion_rule_returns_201_with_normalised_criteria_and_summary(
         "summary": "Gold if nights ≥ 30 OR stays ≥ 15 in calendar year",
     }
     assert rule.criteria == response.json()["criteria"]
-    assert _audit(tenant) == [("promotionrule.created", "tiers.promotionrule", str(rule.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("promotionrule.created", "tiers.promotionrule", str(rule.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_create_demotion_rule_without_target_with_defaults(api, tenant, ladder):
@@ -818,7 +802,7 @@ def test_invalid_rule_is_422_naming_the_field_and_stores_nothing(api, tenant, la
 
     response = api.post("/api/v1/promotion/rule", _rule_body(ladder[0], ladder[1]["gold"], **changes), format="json")
 
-    assert _errors(response) == errors
+    assert validation_errors(response) == errors
     assert _state(tenant) == before
 
 
@@ -828,7 +812,7 @@ def test_rule_targeting_a_tier_of_another_type_is_422(api, tenant, ladder):
 
     response = api.post("/api/v1/promotion/rule", _rule_body(ladder[0], air_gold), format="json")
 
-    assert _errors(response) == {"target_tier": ["The target tier belongs to another tier type."]}
+    assert validation_errors(response) == {"target_tier": ["The target tier belongs to another tier type."]}
     assert _state(tenant) == before
 
 
@@ -890,7 +874,7 @@ def test_retrieve_rule(api, tenant, ladder):
     response = api.get(f"/api/v1/promotion/rule/{rule.pk}")
 
     assert response.status_code == 200
-    assert _body(response) == {
+    assert body_without_timestamps(response) == {
         "id": rule.pk,
         "code": "hotel-gold-by-nights",
         "name": "",
@@ -913,7 +897,7 @@ def test_retrieve_rule(api, tenant, ladder):
 
 def test_put_rule_replaces_it(api, tenant, ladder):
     tier_type, tiers, rule = ladder
-    version = _version(tenant)
+    version = config_version(tenant)
     body = _rule_body(
         tier_type,
         tiers["platinum"],
@@ -927,7 +911,7 @@ def test_put_rule_replaces_it(api, tenant, ladder):
     response = api.put(f"/api/v1/promotion/rule/{rule.pk}", body, format="json")
 
     assert response.status_code == 200, response.content
-    got = _body(response)
+    got = body_without_timestamps(response)
     assert got["target_tier"] == tiers["platinum"].pk
     assert got["criteria"] == [{**NIGHTS, "window_days": None}]
     assert (got["status"], got["priority"]) == ("draft", 10)
@@ -935,14 +919,14 @@ def test_put_rule_replaces_it(api, tenant, ladder):
     assert got["summary"] == "Platinum if nights ≥ 30 in calendar year"
     rule.refresh_from_db()
     assert rule.target_tier_id == tiers["platinum"].pk
-    assert _audit(tenant) == [("promotionrule.updated", "tiers.promotionrule", str(rule.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("promotionrule.updated", "tiers.promotionrule", str(rule.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_put_rule_requires_the_whole_object(api, tenant, ladder):
     before = _state(tenant)
 
-    errors = _errors(api.put(f"/api/v1/promotion/rule/{ladder[2].pk}", {"status": "archived"}, format="json"))
+    errors = validation_errors(api.put(f"/api/v1/promotion/rule/{ladder[2].pk}", {"status": "archived"}, format="json"))
 
     assert errors == {
         "code": ["This field is required."],
@@ -962,7 +946,7 @@ def test_patch_rule_archives_it(api, tenant, ladder):
     assert response.json()["criteria"] == rule.criteria
     rule.refresh_from_db()
     assert rule.status == "archived"
-    assert _audit(tenant) == [("promotionrule.updated", "tiers.promotionrule", str(rule.pk))]
+    assert audit_trail(tenant) == [("promotionrule.updated", "tiers.promotionrule", str(rule.pk))]
 
 
 def test_patch_rule_with_bad_criteria_is_422(api, tenant, ladder):
@@ -970,7 +954,9 @@ def test_patch_rule_with_bad_criteria_is_422(api, tenant, ladder):
 
     response = api.patch(f"/api/v1/promotion/rule/{ladder[2].pk}", {"criteria": [{"metric": "spend"}]}, format="json")
 
-    assert _errors(response) == {"criteria": ["Criterion 1: operator None is not one of gte, gt, lte, lt, eq, ne, in."]}
+    assert validation_errors(response) == {
+        "criteria": ["Criterion 1: operator None is not one of gte, gt, lte, lt, eq, ne, in."]
+    }
     assert _state(tenant) == before
 
 
@@ -980,21 +966,21 @@ def test_patch_rule_to_another_type_keeps_target_consistent(api, tenant, ladder)
 
     response = api.patch(f"/api/v1/promotion/rule/{ladder[2].pk}", {"tier_type": air.pk}, format="json")
 
-    assert _errors(response) == {"target_tier": ["The target tier belongs to another tier type."]}
+    assert validation_errors(response) == {"target_tier": ["The target tier belongs to another tier type."]}
     assert _state(tenant) == before
 
 
 def test_delete_rule(api, tenant, ladder):
     rule = ladder[2]
-    version = _version(tenant)
+    version = config_version(tenant)
 
     response = api.delete(f"/api/v1/promotion/rule/{rule.pk}")
 
     assert response.status_code == 204
     assert response.content == b""
     assert not PromotionRule.objects.filter(pk=rule.pk).exists()
-    assert _audit(tenant) == [("promotionrule.deleted", "tiers.promotionrule", str(rule.pk))]
-    assert _version(tenant) == version + 1
+    assert audit_trail(tenant) == [("promotionrule.deleted", "tiers.promotionrule", str(rule.pk))]
+    assert config_version(tenant) == version + 1
 
 
 def test_delete_rule_that_decided_a_tier_change_is_409_in_use(api, tenant, ladder):
@@ -1074,7 +1060,7 @@ def test_another_tenants_ids_in_a_rule_body_are_422(api, tenant, ladder, foreign
         "/api/v1/promotion/rule", _rule_body(ladder[0], ladder[1]["gold"], **{field: foreign_ids[field]}), format="json"
     )
 
-    assert _errors(response) == {field: [f'Invalid pk "{foreign_ids[field]}" - object does not exist.']}
+    assert validation_errors(response) == {field: [f'Invalid pk "{foreign_ids[field]}" - object does not exist.']}
     assert _state(tenant) == before
 
 
@@ -1085,7 +1071,9 @@ def test_another_tenants_target_tier_in_a_rule_patch_is_422(api, tenant, ladder,
         f"/api/v1/promotion/rule/{ladder[2].pk}", {"target_tier": foreign[1]["gold"].pk}, format="json"
     )
 
-    assert _errors(response) == {"target_tier": [f'Invalid pk "{foreign[1]["gold"].pk}" - object does not exist.']}
+    assert validation_errors(response) == {
+        "target_tier": [f'Invalid pk "{foreign[1]["gold"].pk}" - object does not exist.']
+    }
     assert _state(tenant) == before
 
 
@@ -1200,5 +1188,5 @@ def test_a_json_array_body_is_422_not_500(api, tenant):
 
     response = api.generic("POST", "/api/v1/tier/type", json.dumps([HOTEL_TYPE]), content_type="application/json")
 
-    assert list(_errors(response)) == ["non_field_errors"]
+    assert list(validation_errors(response)) == ["non_field_errors"]
     assert _state(tenant) == before

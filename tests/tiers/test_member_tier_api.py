@@ -9,22 +9,11 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from members.models import Member
 from outbox.models import OutboxMessage
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory, TierFactory, hotel_ladder
+from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment, MemberTierChange
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ladder(tenant):
-    return hotel_ladder(tenant)
-
-
-@pytest.fixture
-def ann(api, ladder):
-    assert api.post("/api/v1/member", {"external_id": "ann"}, format="json").status_code == 201
-    return Member.objects.get(external_id="ann")
 
 
 URL = "/api/v1/member/ann/tier"
