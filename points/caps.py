@@ -24,9 +24,8 @@ Choices where DOMAIN.md is silent (tested in tests/points):
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,41 +36,11 @@ from config.tracing import current_request_id
 from events.models import MemberEvent
 from members.models import Member
 from outbox.emit import emit
-from points.engine import PERIODS, allocate
+from points.buckets import award_buckets, bucket_keys, horizon
+from points.engine import reallocate, touched_buckets
 from points.models import PointBucket, PointTransaction
-from points.types import Award, CapShare, ConversionRuleSpec, Policy
+from points.types import Award, ConversionRuleSpec, LaterEarn, Policy
 from tenancy.models import Tenant
-
-
-def bucket_keys(at: datetime, tz: ZoneInfo) -> dict[str, str]:
-    """The cap buckets of an instant, in tenant time: day, ISO week, month."""
-    local = at.astimezone(tz).date()
-    year, week, _ = local.isocalendar()
-    return {"day": local.isoformat(), "week": f"{year}-W{week:02d}", "month": f"{local.year}-{local.month:02d}"}
-
-
-def bucket_names(rule_id: int | None, keys: dict[str, str]) -> dict[str, str]:
-    """Engine allowance name → stored bucket key, for one rule (or the global buckets with None)."""
-    owner = f"rule:{rule_id}" if rule_id is not None else "global"
-    return {f"{owner}:{period}": f"{owner}:{period}:{key}" for period, key in keys.items()}
-
-
-def capped_bucket_names(rules: Sequence[ConversionRuleSpec], policy: Policy, keys: dict[str, str]) -> dict[str, str]:
-    """Engine allowance name → stored bucket key, for the period buckets some cap reads (the engine
-    needs no other totals; every bucket is still counted, so a cap added later finds its total)."""
-    names = {}
-    for period, key in keys.items():
-        if getattr(policy, f"cap_per_{period}") is not None:
-            names[f"global:{period}"] = f"global:{period}:{key}"
-        for rule in rules:
-            if getattr(rule, f"cap_per_{period}") is not None:
-                names[f"rule:{rule.id}:{period}"] = f"rule:{rule.id}:{period}:{key}"
-    return names
-
-
-def award_buckets(rule_id: int | None, keys: dict[str, str]) -> tuple[str, ...]:
-    """Every stored bucket an award of ``rule_id`` counts in: the rule's and the global ones."""
-    return (*bucket_names(rule_id, keys).values(), *bucket_names(None, keys).values())
 
 
 def add_to_buckets(*, tenant: Tenant, member: Member, values: dict[str, int]) -> None:
@@ -92,42 +61,6 @@ def add_to_buckets(*, tenant: Tenant, member: Member, values: dict[str, int]) ->
         )
 
 
-def cut_by_period(award: Award) -> bool:
-    return bool(award.capped_by) and award.capped_by.rsplit(":", 1)[-1] in PERIODS  # type: ignore[union-attr]
-
-
-def _share_buckets(rule_id: int, at: datetime, tz: ZoneInfo) -> tuple[tuple[str, str], ...]:
-    """(allowance name, bucket key) in the engine's order: per period, the rule's then the global."""
-    keys = bucket_keys(at, tz)
-    return tuple(
-        pair
-        for period in PERIODS
-        for pair in (
-            (f"rule:{period}", f"rule:{rule_id}:{period}:{keys[period]}"),
-            (f"global:{period}", f"global:{period}:{keys[period]}"),
-        )
-    )
-
-
-def _caps(rules: Sequence[ConversionRuleSpec], policy: Policy) -> dict[str, int | None]:
-    """Bucket key prefix (``rule:7:week``, ``global:day``) → its cap, None when uncapped."""
-    caps: dict[str, int | None] = {}
-    for period in PERIODS:
-        caps[f"global:{period}"] = getattr(policy, f"cap_per_{period}")
-        for rule in rules:
-            caps[f"rule:{rule.id}:{period}"] = getattr(rule, f"cap_per_{period}")
-    return caps
-
-
-def _horizon(at: datetime, tz: ZoneInfo) -> datetime:
-    """The end of the last ISO week that touches the month of ``at``: every bucket sharing a day, week
-    or month with ``at`` ends by then."""
-    local = at.astimezone(tz).date()
-    month_end = date(local.year + (local.month == 12), local.month % 12 + 1, 1)
-    last = month_end - timedelta(days=1)
-    return datetime.combine(last + timedelta(days=7 - last.weekday()), time.min, tzinfo=tz)
-
-
 def reallocate_after(
     *,
     tenant: Tenant,
@@ -140,62 +73,41 @@ def reallocate_after(
     tz: ZoneInfo,
 ) -> tuple[Award, ...]:
     """The late ``event``'s awards allocated in ``occurred_at`` order with the awards that occur after
-    it; those later awards whose share changes get ``adjustment`` transactions (saved, buckets and the
-    points metric updated, a ``points.adjusted`` message written). The caller has not yet counted
-    ``awards`` anywhere and holds the member's lock."""
+    it (``points.engine.reallocate``); those later awards whose share changes get ``adjustment``
+    transactions (saved, buckets and the points metric updated, a ``points.adjusted`` message written).
+    The caller has not yet counted ``awards`` anywhere and holds the member's lock."""
     pooled_codes = set(pooled_codes)
     order = (event.occurred_at, event.event_id, event.pk)  # arrival-independent: the client's id breaks ties
-    caps = _caps(rules, policy)
-    own = [
-        CapShare(key=("own", i), demand=a.demand, buckets=_share_buckets(a.rule_id, event.occurred_at, tz))
-        for i, a in enumerate(awards)
-    ]
-    horizon = _horizon(event.occurred_at, tz)
+    reach = horizon(event.occurred_at, tz)
     while True:
-        movable, current = _movable_earns(member, event, order, horizon, pooled_codes)
-        theirs = [
-            CapShare(key=tx.pk, demand=tx.demand or 0, buckets=_share_buckets(tx.rule_id, tx.occurred_at, tz))  # type: ignore[arg-type]
-            for tx in movable
-        ]
-        touched = {key for share in own + theirs for _, key in share.buckets}
-        capped = {key: cap for key in touched if (cap := caps.get(key.rsplit(":", 1)[0])) is not None}
-        used: dict[str, int] = defaultdict(
-            int, PointBucket.objects.filter(member=member, key__in=touched).values_list("key", "total")
+        movable, later = _movable_earns(member, event, order, reach, pooled_codes)
+        keys = touched_buckets(awards, event.occurred_at, later, tz)
+        totals = dict(PointBucket.objects.filter(member=member, key__in=keys).values_list("key", "total"))
+        outcome = reallocate(
+            awards=awards, occurred_at=event.occurred_at, later=later, totals=totals, rules=rules, policy=policy, tz=tz
         )
-        for tx, share in zip(movable, theirs, strict=True):  # the buckets apart from what is re-allocated
-            for _, key in share.buckets:
-                used[key] -= current[tx.pk]
-        result = allocate(own + theirs, capped, used)
-        changed = [tx for tx in movable if result[tx.pk][0] != current[tx.pk]]
-        reach = max((_horizon(tx.occurred_at, tz) for tx in changed), default=horizon)
-        if reach <= horizon:
+        if outcome.reach <= reach:
             break
-        horizon = reach  # a changed award's month runs past what was loaded: load up to its end too
-    mine = tuple(
-        replace(a, points=result[("own", i)][0], capped_by=result[("own", i)][1] or _event_cap(a))
-        for i, a in enumerate(awards)
-    )
-    _adjust(tenant, member, event, changed, result, current, tz)
-    return mine
-
-
-def _event_cap(award: Award) -> str | None:
-    """The per-event cap or pool that cut the demand, if any (what remains once no period cap cuts)."""
-    return award.capped_by if award.capped_by and not cut_by_period(award) else None
+        reach = outcome.reach  # a changed award's month runs past what was loaded: load up to its end too
+    changed = [tx for tx in movable if tx.pk in outcome.changed]
+    current = {e.key: e.current for e in later}
+    _adjust(tenant, member, event, changed, outcome.changed, current, tz)
+    return outcome.awards
 
 
 def _movable_earns(
-    member: Member, event: MemberEvent, order: tuple[datetime, str, int], horizon: datetime, pooled_codes: set[str]
-) -> tuple[list[PointTransaction], dict[int, int]]:
-    """The member's earns from ``event`` on to ``horizon`` that in-order allocation may move (oldest
-    first), and each one's current net points (its points and the adjustments of its event and rule)."""
+    member: Member, event: MemberEvent, order: tuple[datetime, str, int], until: datetime, pooled_codes: set[str]
+) -> tuple[list[PointTransaction], list[LaterEarn]]:
+    """The member's earns from ``event`` on to ``until`` that in-order allocation may move (oldest
+    first), as rows and as the engine reads them (current points: its own and the adjustments of its
+    event and rule)."""
     earns = [
         tx
         for tx in PointTransaction.objects.filter(
             member=member,
             kind=PointTransaction.Kind.EARN,
             occurred_at__gte=event.occurred_at,
-            occurred_at__lt=horizon,
+            occurred_at__lt=until,
             demand__isnull=False,
         )
         .exclude(event=event)
@@ -206,7 +118,7 @@ def _movable_earns(
         and not any(m.get("code") in pooled_codes for m in tx.modifiers)
     ]
     if not earns:
-        return [], {}
+        return [], []
     reversed_ids = set(PointTransaction.objects.filter(reversal_of__in=earns).values_list("reversal_of_id", flat=True))
     earns = [tx for tx in earns if tx.pk not in reversed_ids]
     adjusted = {
@@ -217,7 +129,17 @@ def _movable_earns(
         .values_list("event_id", "rule_id")
         .annotate(n=Sum("points"))
     }
-    return earns, {tx.pk: tx.points + adjusted.get((tx.event_id, tx.rule_id), 0) for tx in earns}
+    later = [
+        LaterEarn(
+            key=tx.pk,
+            rule_id=tx.rule_id,  # type: ignore[arg-type]
+            occurred_at=tx.occurred_at,
+            demand=tx.demand or 0,
+            current=tx.points + adjusted.get((tx.event_id, tx.rule_id), 0),
+        )
+        for tx in earns
+    ]
+    return earns, later
 
 
 def _adjust(
@@ -225,8 +147,8 @@ def _adjust(
     member: Member,
     cause: MemberEvent,
     changed: list[PointTransaction],
-    result: dict[Any, tuple[int, str | None]],
-    current: dict[int, int],
+    result: Mapping[Any, tuple[int, str | None]],
+    current: Mapping[Any, int],
     tz: ZoneInfo,
 ) -> None:
     from events.metrics import add_contributions, points_contributions

@@ -22,16 +22,45 @@ Choices where DOMAIN.md is silent (each is tested):
   bit: ``rule:event``, ``rule:day``, …, ``global:month``, ``pool:<modifier code>``.
 """
 
-from collections.abc import Hashable, Mapping, MutableMapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import TypeVar
 
-from points.types import AppliedModifier, Award, CapShare, ConversionRuleSpec, ModifierSpec, PointEvent, Policy
+from points.buckets import PERIODS, cut_by_period, horizon, period_caps, share_buckets
+from points.types import (
+    AppliedModifier,
+    Award,
+    CapShare,
+    ConversionRuleSpec,
+    EventFacts,
+    LaterEarn,
+    ModifierSpec,
+    PointEvent,
+    Policy,
+    Reallocation,
+)
 
+K = TypeVar("K", bound=Hashable)
 ONE = Decimal(1)
 ZERO = Decimal(0)
-PERIODS = ("day", "week", "month")
 _ROUNDING = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
+
+
+def point_event(event: EventFacts) -> PointEvent:
+    """A member event as the points engine reads it."""
+    return PointEvent(
+        type=event.type,
+        occurred_at=event.occurred_at,
+        amount=event.amount,
+        quantities={k: Decimal(str(v)) for k, v in event.quantities.items()},
+        product=event.product,
+        partner=event.partner,
+        source=event.source,
+        channel=event.channel,
+        campaign_code=event.campaign_code,
+    )
 
 
 def _effective(start: datetime | None, end: datetime | None, at: datetime) -> bool:
@@ -203,16 +232,87 @@ def calculate(
 
 
 def allocate(
-    shares: Sequence[CapShare], caps: Mapping[str, int], used: MutableMapping[str, int]
+    shares: Sequence[CapShare], caps: Mapping[str, int], used: Mapping[str, int]
 ) -> dict[Hashable, tuple[int, str | None]]:
     """Period caps allocated in the order given (``occurred_at`` order): each share gets its demand cut
-    to what its capped buckets have left after the shares before it; ``used`` (what the buckets hold
-    apart from these shares) grows as it goes. → key → (points, the allowance that cut it)."""
+    to what its capped buckets have left after the shares before it (``used``: what the buckets hold
+    apart from these shares). → key → (points, the allowance that cut it)."""
+    held = dict(used)
     result: dict[Hashable, tuple[int, str | None]] = {}
     for share in shares:
-        limits = [(caps[key] - used.get(key, 0), name) for name, key in share.buckets if key in caps]
+        limits = [(caps[key] - held.get(key, 0), name) for name, key in share.buckets if key in caps]
         points, capped_by = _tightest(share.demand, limits)
         for _, key in share.buckets:
-            used[key] = used.get(key, 0) + points
+            held[key] = held.get(key, 0) + points
         result[share.key] = (points, capped_by)
     return result
+
+
+def reallocate(
+    *,
+    awards: Sequence[Award],
+    occurred_at: datetime,
+    later: Sequence[LaterEarn],
+    totals: Mapping[str, int],
+    rules: Sequence[ConversionRuleSpec],
+    policy: Policy,
+    tz: tzinfo,
+) -> Reallocation:
+    """In-order allocation around a late event (see ``points.caps``): its ``awards`` (not yet counted
+    anywhere) take their share first, then the ``later`` earns (oldest first) get what is left.
+    ``totals`` are the stored bucket totals (they include the later earns' current points)."""
+    caps = period_caps(rules, policy)
+    own = [
+        CapShare(key=("own", i), demand=a.demand, buckets=share_buckets(a.rule_id, occurred_at, tz))
+        for i, a in enumerate(awards)
+    ]
+    theirs = [CapShare(key=e.key, demand=e.demand, buckets=share_buckets(e.rule_id, e.occurred_at, tz)) for e in later]
+    touched = {key for share in own + theirs for _, key in share.buckets}
+    capped = {key: cap for key in touched if (cap := caps.get(key.rsplit(":", 1)[0])) is not None}
+    used = {key: totals.get(key, 0) for key in touched}
+    for earn, share in zip(later, theirs, strict=True):  # the buckets apart from what is re-allocated
+        for _, key in share.buckets:
+            used[key] -= earn.current
+    result = allocate(own + theirs, capped, used)
+    changed = {e.key: result[e.key] for e in later if result[e.key][0] != e.current}
+    moved = [e.occurred_at for e in later if e.key in changed]
+    return Reallocation(
+        awards=tuple(
+            replace(a, points=result[("own", i)][0], capped_by=result[("own", i)][1] or _event_cap(a))
+            for i, a in enumerate(awards)
+        ),
+        changed=changed,
+        reach=max(horizon(at, tz) for at in [occurred_at, *moved]),
+    )
+
+
+def touched_buckets(awards: Sequence[Award], occurred_at: datetime, later: Sequence[LaterEarn], tz: tzinfo) -> set[str]:
+    """The stored buckets :func:`reallocate` reads."""
+    return {
+        key
+        for rule_id, at in [*((a.rule_id, occurred_at) for a in awards), *((e.rule_id, e.occurred_at) for e in later)]
+        for _, key in share_buckets(rule_id, at, tz)
+    }
+
+
+def _event_cap(award: Award) -> str | None:
+    """The per-event cap or pool that cut the demand, if any (what remains once no period cap cuts)."""
+    return award.capped_by if award.capped_by and not cut_by_period(award) else None
+
+
+def refund_reversals(
+    earned: Sequence[tuple[K, int]], reversed_so_far: Mapping[K, int], refunded: Decimal, amount: Decimal
+) -> list[tuple[K, int]]:
+    """What a refund reverses (DOMAIN §4.5), pro rata: each earn ``(key, points)`` is reversed down to
+    ``floor(points × refunded / amount)`` in all (``refunded`` includes this refund;
+    ``reversed_so_far`` holds earlier reversals as negative numbers), so partial refunds never reverse
+    more than was awarded and a full refund reverses exactly everything. → (key, points to reverse > 0)."""
+    if not amount:
+        return []
+    share = min(ONE, refunded / amount)
+    out = []
+    for key, points in earned:
+        due = int((Decimal(points) * share).to_integral_value(ROUND_FLOOR)) + reversed_so_far.get(key, 0)
+        if due > 0:
+            out.append((key, due))
+    return out

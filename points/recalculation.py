@@ -31,11 +31,11 @@ from events.models import MemberEvent
 from members.locks import lock_member
 from members.models import Member
 from outbox.emit import emit
-from points.caps import add_to_buckets, award_buckets, bucket_keys, bucket_names
-from points.engine import calculate
+from points.buckets import award_buckets, bucket_keys, bucket_names
+from points.caps import add_to_buckets
+from points.engine import calculate, point_event
 from points.models import PointTransaction
 from points.selectors import point_specs
-from points.services import point_event
 from tenancy.models import Tenant
 from tiers.models import MemberTierChange, Tier
 

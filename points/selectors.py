@@ -108,7 +108,7 @@ def member_points(*, member: Member) -> QuerySet[PointTransaction]:
 
 def member_point_totals(*, tenant: Tenant, member: Member) -> dict[str, Any]:
     """The member's balance and what the current day, ISO week and month buckets (tenant time) hold."""
-    from points.caps import bucket_keys
+    from points.buckets import bucket_keys
 
     keys = bucket_keys(timezone.now(), ZoneInfo(tenant.timezone))
     buckets = dict(
@@ -125,7 +125,7 @@ def quote_event_points(
 ) -> tuple[Award, ...]:
     """What an event would earn now, at the member's current tiers and with the cap buckets and pools
     as they stand, without recording anything (``POST /member/{id}/points/calculate``)."""
-    from points.caps import bucket_keys, capped_bucket_names
+    from points.buckets import bucket_keys, capped_bucket_names
     from points.engine import calculate
 
     rules, mods, policy = point_specs(tenant=tenant)

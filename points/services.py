@@ -8,7 +8,7 @@ Retroactive recalculation is ``points.recalculation``.
 
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,18 +20,11 @@ from config.tracing import current_request_id
 from events.models import MemberEvent
 from members.models import Member
 from outbox.emit import emit
-from points.caps import (
-    add_to_buckets,
-    award_buckets,
-    bucket_keys,
-    capped_bucket_names,
-    cut_by_period,
-    reallocate_after,
-)
-from points.engine import calculate
+from points.buckets import award_buckets, bucket_keys, capped_bucket_names, cut_by_period
+from points.caps import add_to_buckets, reallocate_after
+from points.engine import calculate, point_event, refund_reversals
 from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from points.selectors import point_specs
-from points.types import PointEvent
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
 from tiers.models import MemberTierAssignment, Tier
@@ -136,21 +129,6 @@ def _transaction_view(tx: PointTransaction, rule_code: str | None) -> dict[str, 
 def _plain(value: Decimal | int) -> int | str:
     value = Decimal(value)
     return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
-
-
-def point_event(event: MemberEvent) -> PointEvent:
-    """A stored event as the points engine reads it."""
-    return PointEvent(
-        type=event.type,
-        occurred_at=event.occurred_at,
-        amount=event.amount,
-        quantities={k: Decimal(str(v)) for k, v in event.quantities.items()},
-        product=event.product,
-        partner=event.partner,
-        source=event.source,
-        channel=event.channel,
-        campaign_code=event.campaign_code,
-    )
 
 
 def award_event_points(
@@ -263,16 +241,16 @@ def reverse_refunded_points(
     reversed_so_far = dict(
         PointTransaction.objects.filter(reversal_of__in=earned).values_list("reversal_of").annotate(n=Sum("points"))
     )
-    share = min(Decimal(1), original.refunded_amount / original.amount)
     tz = ZoneInfo(tenant.timezone)
     keys = bucket_keys(original.occurred_at, tz)
+    by_pk = {tx.pk: tx for tx in earned}
+    due = refund_reversals(
+        [(tx.pk, tx.points) for tx in earned], reversed_so_far, original.refunded_amount, original.amount
+    )
     reversals: list[PointTransaction] = []
     decrements: dict[str, int] = {}
-    for tx in earned:
-        target = int((Decimal(tx.points) * share).to_integral_value(ROUND_FLOOR))
-        amount = target + reversed_so_far.get(tx.pk, 0)  # reversals are negative
-        if amount <= 0:
-            continue
+    for pk, amount in due:
+        tx = by_pk[pk]
         reversals.append(
             PointTransaction(
                 tenant=tenant,

@@ -5,6 +5,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,29 @@ class PointEvent:
     campaign_code: str = ""
 
 
+class EventFacts(Protocol):
+    """What the engines read of a member event: a stored ``MemberEvent`` or a simulation record."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def amount(self) -> Decimal | None: ...
+    @property
+    def quantities(self) -> Any: ...
+    @property
+    def product(self) -> str: ...
+    @property
+    def partner(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def campaign_code(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Policy:
     """The tenant's global caps (any may be None = no cap)."""
@@ -108,3 +132,27 @@ class CapShare:
     key: Hashable
     demand: int
     buckets: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class LaterEarn:
+    """An earn that occurred after a late event and that in-order allocation may move: its key, rule,
+    instant, points before period caps (``demand``) and what it holds now (``current``, adjustments
+    included)."""
+
+    key: Hashable
+    rule_id: int
+    occurred_at: datetime
+    demand: int
+    current: int
+
+
+@dataclass(frozen=True)
+class Reallocation:
+    """What in-order allocation gives a late event's awards and the later earns whose share changed
+    (key → (points, the allowance that cut it)); ``reach`` is the end of the last bucket a changed
+    earn touches: the caller must have passed every later earn up to it, or call again with more."""
+
+    awards: tuple[Award, ...]
+    changed: Mapping[Hashable, tuple[int, str | None]]
+    reach: datetime

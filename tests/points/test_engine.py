@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from points.engine import allocate, base_points, calculate, rule_matches
-from points.types import CapShare, ConversionRuleSpec, ModifierSpec, PointEvent, Policy
+from points.engine import allocate, base_points, calculate, reallocate, refund_reversals, rule_matches
+from points.types import Award, CapShare, ConversionRuleSpec, LaterEarn, ModifierSpec, PointEvent, Policy
 
 TZ = ZoneInfo("Asia/Bangkok")
 D = Decimal
@@ -234,7 +234,7 @@ def test_allocate_gives_each_share_what_its_buckets_have_left_in_order():
         used,
     )
     assert result == {"mon": (1000, None), "tue": (500, "rule:week"), "wed": (0, "rule:week")}
-    assert used == {"d1": 1000, "d2": 500, "d3": 0, "w": 1500, "m": 1500}
+    assert used == {"w": 0}  # pure: the caller's totals are not touched
 
 
 def test_campaign_pool_limits_only_the_campaigns_uplift():
@@ -246,3 +246,44 @@ def test_campaign_pool_limits_only_the_campaigns_uplift():
     assert (empty.points, empty.pool_used) == (100, {1: 0})
     (plenty,) = points([rule()], ev("10.00"), [double], used={"pool:1": 0})
     assert (plenty.points, plenty.capped_by, plenty.pool_used) == (210, None, {1: 110})
+
+
+def test_reallocate_gives_a_late_event_its_share_and_cuts_what_came_after():
+    """Day cap 1,000: Tuesday's 800 was stored whole; Monday's 700 arrives late in the same week with a
+    week cap of 1,000: Monday takes 700 first, Tuesday drops to 300; nothing else changes."""
+    capped = rule(cap_per_week=1000)
+    monday = datetime(2026, 3, 2, 12, tzinfo=TZ)
+    tuesday = datetime(2026, 3, 3, 12, tzinfo=TZ)
+    late = Award(
+        rule_id=1,
+        rule_code="r1",
+        base=D(700),
+        tier_multiplier=D(1),
+        modifiers=(),
+        uncapped=700,
+        points=200,
+        capped_by="rule:week",
+        demand=700,
+    )
+    week = "rule:1:week:2026-W10"
+    out = reallocate(
+        awards=[late],
+        occurred_at=monday,
+        later=[LaterEarn(key="tue", rule_id=1, occurred_at=tuesday, demand=800, current=800)],
+        totals={week: 800, "global:week:2026-W10": 800},
+        rules=[capped],
+        policy=Policy(),
+        tz=TZ,
+    )
+    assert [(a.points, a.capped_by) for a in out.awards] == [(700, None)]
+    assert dict(out.changed) == {"tue": (300, "rule:week")}
+    assert out.reach == datetime(2026, 4, 6, tzinfo=TZ)  # the end of the ISO week holding 31 March
+
+
+def test_refund_reversals_are_pro_rata_and_never_exceed_the_award():
+    assert refund_reversals([("a", 101), ("b", 10)], {}, D("50"), D("100")) == [("a", 50), ("b", 5)]
+    # a second half refund reverses the rest exactly, counting what was already reversed
+    assert refund_reversals([("a", 101), ("b", 10)], {"a": -50, "b": -5}, D("100"), D("100")) == [("a", 51), ("b", 5)]
+    # refunding more than the amount reverses everything once, nothing more
+    assert refund_reversals([("a", 101)], {"a": -101}, D("150"), D("100")) == []
+    assert refund_reversals([("a", 101)], {}, D("10"), D("0")) == []
