@@ -321,6 +321,16 @@ def grant_points(
     return tx
 
 
+class ReversalNotReversible(Conflict):
+    code = "reversal_not_reversible"
+    default_detail = "A reversal cannot be rolled back; record an adjustment instead."
+
+
+class AlreadyReversed(Conflict):
+    code = "already_reversed"
+    default_detail = "This transaction is already fully reversed."
+
+
 @transaction.atomic
 def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: Any, reason: str) -> PointTransaction:
     """Reverse one transaction exactly (DOMAIN §4.5): a ``reversal`` of what is left of it, its cap
@@ -335,10 +345,10 @@ def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: A
     member = lock_member(tx.member)
     tx = PointTransaction.objects.select_related("event").get(pk=tx.pk, tenant=tenant)
     if tx.kind == PointTransaction.Kind.REVERSAL:
-        raise Conflict("A reversal cannot be rolled back; record an adjustment instead.")
+        raise ReversalNotReversible()
     left = tx.points + (PointTransaction.objects.filter(reversal_of=tx).aggregate(n=Sum("points"))["n"] or 0)
     if left <= 0:
-        raise Conflict("This transaction is already fully reversed.")
+        raise AlreadyReversed()
     reversal = PointTransaction.objects.create(
         tenant=tenant,
         member=member,

@@ -298,8 +298,7 @@ def test_calculate_quotes_without_recording(api, tenant, program, ann):
 @pytest.mark.django_db
 def test_rollback_reverses_a_transaction_exactly_once(api, tenant, program, ann):
     from audit.models import AuditEntry
-    from config.errors import Conflict
-    from points.services import rollback_point_transaction
+    from points.services import AlreadyReversed, ReversalNotReversible, rollback_point_transaction
 
     _rule(tenant, None, cap_per_day=100_000)
     api.post(URL, buy("e1", "30.00"), format="json")
@@ -311,8 +310,10 @@ def test_rollback_reverses_a_transaction_exactly_once(api, tenant, program, ann)
     assert sum(MetricDay.objects.filter(member=ann, metric="points").values_list("value", flat=True)) == 0
     assert AuditEntry.objects.filter(action="points.rolled_back", reason="fraud check").count() == 1
     assert OutboxMessage.objects.filter(type="points.reverted").count() == 1
-    with pytest.raises(Conflict):
+    with pytest.raises(AlreadyReversed) as again:
         rollback_point_transaction(tenant=tenant, tx=tx, actor="user:ops", reason="again")
-    with pytest.raises(Conflict):
+    with pytest.raises(ReversalNotReversible) as undo:
         rollback_point_transaction(tenant=tenant, tx=reversal, actor="user:ops", reason="undo the undo")
+    assert (again.value.status, again.value.code) == (409, "already_reversed")
+    assert (undo.value.status, undo.value.code) == (409, "reversal_not_reversible")
     assert PointTransaction.objects.count() == 2
