@@ -10,16 +10,29 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
 from events.models import MemberEvent, MetricDay
 from members.models import Member
+from points.types import EventFacts
 from tenancy.models import Tenant
 from tiers.types import DailyMetrics, metric_scope
 
 QUANTUM = Decimal("0.0001")
+
+
+class Activity(EventFacts, Protocol):
+    """What contributions read of an event: a stored ``MemberEvent`` or a simulation record."""
+
+    @property
+    def qualifying(self) -> bool: ...
+    @property
+    def refunded_amount(self) -> Decimal: ...
+
+
 Contributions = dict[tuple[date, str], Decimal]
 
 
@@ -28,7 +41,7 @@ def local_date(at: datetime, tenant: Tenant) -> date:
 
 
 def contributions(
-    event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None, points: int = 0
+    event: Activity, tenant: Tenant, *, original: Activity | None = None, points: int = 0
 ) -> Contributions:
     """What ``event`` adds to which (day, metric): :func:`base_contributions`, and the same again under
     the scoped names of its product and partner (``spend@partner:bank-co``…), which tier types limited
@@ -42,11 +55,11 @@ def contributions(
     return out
 
 
-def _scopes(event: MemberEvent) -> set[str]:
+def _scopes(event: Activity) -> set[str]:
     return {metric_scope(p, q) for p in {"", event.product} for q in {"", event.partner}} - {""}
 
 
-def points_contributions(event: MemberEvent, tenant: Tenant, points: int) -> Contributions:
+def points_contributions(event: Activity, tenant: Tenant, points: int) -> Contributions:
     """A later change to what a qualifying ``event`` earned (an adjustment, a rollback): ``points`` and
     its scoped copies on the event's day."""
     if not event.qualifying or not points:
@@ -56,7 +69,7 @@ def points_contributions(event: MemberEvent, tenant: Tenant, points: int) -> Con
 
 
 def base_contributions(
-    event: MemberEvent, tenant: Tenant, *, original: MemberEvent | None = None, points: int = 0
+    event: Activity, tenant: Tenant, *, original: Activity | None = None, points: int = 0
 ) -> Contributions:
     """What ``event`` adds to which (day, metric).
 

@@ -33,6 +33,7 @@ Choices where DOMAIN.md is silent (each is tested):
 """
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -472,6 +473,36 @@ def evaluate(
             return decide(target, "demotion", "validity and grace ended (one tier)", granted=(*granted, *soft))
         return decide(entitled, "demotion", "validity and grace ended")
     return decide(current, "none", "")
+
+
+def enroll(tier_id: int, now: datetime, source: str = "auto") -> AssignmentSnapshot:
+    """A member's first position in a tier type: ``tier_id`` since ``now``."""
+    return AssignmentSnapshot(tier_id=tier_id, since=now, enrolled_at=now, source=source)
+
+
+def settle(assignment: AssignmentSnapshot, decision: TierDecision, now: datetime, source: str) -> AssignmentSnapshot:
+    """The assignment once ``decision`` is applied at ``now``: on a move the new tier holds since
+    ``now`` from ``source`` and any lock or manual expiry ends; the engine's own state (granted claims,
+    the instant earned claims are void before, when a demotion rule last fired) is kept either way."""
+    if not decision.changed:
+        return replace(assignment, granted=decision.granted, claims_void_before=decision.claims_void_before)
+    fired = decision.claims_void_before != assignment.claims_void_before
+    return replace(
+        assignment,
+        tier_id=decision.to_tier_id,
+        since=now,
+        source=source,
+        lock_until=None,
+        expires_at=None,
+        granted=decision.granted,
+        claims_void_before=decision.claims_void_before,
+        last_rule_demotion_at=now if fired else assignment.last_rule_demotion_at,
+    )
+
+
+def with_manual_grant(granted: Iterable[Claim], claim: Claim) -> tuple[Claim, ...]:
+    """The granted claims after a manual change or invitation: its claim replaces any earlier manual one."""
+    return (*(c for c in granted if c.source != "manual"), claim)
 
 
 def _current_window(

@@ -1,5 +1,7 @@
 """Tier reads, always within one tenant."""
 
+from collections.abc import Iterable
+
 from django.db.models import QuerySet
 
 from members.models import Member
@@ -40,37 +42,33 @@ def tier_type_specs(*, tenant: Tenant) -> tuple[TierTypeSpec, ...]:
     if cached is not None:
         return cached
     types = list(TierType.objects.filter(tenant=tenant, active=True).order_by("-priority", "id"))
+    specs = build_tier_type_specs(
+        types,
+        Tier.objects.filter(tier_type__in=types),
+        PromotionRule.objects.filter(tier_type__in=types, status=PromotionRule.Status.ACTIVE),
+    )
+    if len(_SPEC_CACHE) > 256:
+        _SPEC_CACHE.clear()
+    _SPEC_CACHE[key] = specs
+    return specs
+
+
+def build_tier_type_specs(
+    types: Iterable[TierType], tiers: Iterable[Tier], rules: Iterable[PromotionRule]
+) -> tuple[TierTypeSpec, ...]:
+    """Engine snapshots of ``types`` (in the order given) with the given tiers and rules — the live
+    configuration, or a simulation scenario's (draft rules in, active ones out). A type without tiers
+    is left out."""
+    types = list(types)
     tiers_by_type: dict[int, list[TierSpec]] = {t.pk: [] for t in types}
-    for tier in Tier.objects.filter(tier_type__in=types):
-        tiers_by_type[tier.tier_type_id].append(
-            TierSpec(
-                id=tier.pk,
-                code=tier.code,
-                rank=tier.rank,
-                is_default=tier.is_default,
-                climbable=tier.climbable,
-                immutable=tier.immutable,
-                available_from=tier.available_from,
-                available_until=tier.available_until,
-            )
-        )
+    for tier in tiers:
+        if tier.tier_type_id in tiers_by_type:
+            tiers_by_type[tier.tier_type_id].append(tier_spec(tier))
     rules_by_type: dict[int, list[RuleSpec]] = {t.pk: [] for t in types}
-    for rule in PromotionRule.objects.filter(tier_type__in=types, status=PromotionRule.Status.ACTIVE):
-        rules_by_type[rule.tier_type_id].append(
-            RuleSpec(
-                id=rule.pk,
-                code=rule.code,
-                direction=rule.direction,
-                target_tier_id=rule.target_tier_id,
-                criteria=tuple(CriterionSpec(**c) for c in rule.criteria),
-                combinator=rule.combinator,
-                priority=rule.priority,
-                status=rule.status,
-                effective_from=rule.effective_from,
-                effective_until=rule.effective_until,
-            )
-        )
-    specs = tuple(
+    for rule in rules:
+        if rule.tier_type_id in rules_by_type:
+            rules_by_type[rule.tier_type_id].append(rule_spec(rule))
+    return tuple(
         TierTypeSpec(
             id=t.pk,
             code=t.code,
@@ -89,10 +87,35 @@ def tier_type_specs(*, tenant: Tenant) -> tuple[TierTypeSpec, ...]:
         for t in types
         if tiers_by_type[t.pk]
     )
-    if len(_SPEC_CACHE) > 256:
-        _SPEC_CACHE.clear()
-    _SPEC_CACHE[key] = specs
-    return specs
+
+
+def tier_spec(tier: Tier) -> TierSpec:
+    return TierSpec(
+        id=tier.pk,
+        code=tier.code,
+        rank=tier.rank,
+        is_default=tier.is_default,
+        climbable=tier.climbable,
+        immutable=tier.immutable,
+        available_from=tier.available_from,
+        available_until=tier.available_until,
+    )
+
+
+def rule_spec(rule: PromotionRule) -> RuleSpec:
+    """A promotion rule as the engine reads it; a draft included by a scenario counts as active."""
+    return RuleSpec(
+        id=rule.pk,
+        code=rule.code,
+        direction=rule.direction,
+        target_tier_id=rule.target_tier_id,
+        criteria=tuple(CriterionSpec(**c) for c in rule.criteria),
+        combinator=rule.combinator,
+        priority=rule.priority,
+        status=PromotionRule.Status.ACTIVE,
+        effective_from=rule.effective_from,
+        effective_until=rule.effective_until,
+    )
 
 
 def assignment_snapshot(assignment: MemberTierAssignment) -> AssignmentSnapshot:

@@ -21,7 +21,7 @@ from members.models import Member
 from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
-from tiers.engine import evaluate, grant_claim
+from tiers.engine import evaluate, grant_claim, settle, with_manual_grant
 from tiers.models import (
     AssignmentSource,
     MemberTierAssignment,
@@ -31,7 +31,7 @@ from tiers.models import (
     TierType,
 )
 from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
-from tiers.types import DailyMetrics, TierTypeSpec
+from tiers.types import Claim, DailyMetrics, TierTypeSpec
 
 
 class TierImmutable(Conflict):
@@ -392,8 +392,8 @@ def _grant(*, tenant: Tenant, member: Member, tier: Tier, at: datetime, expires_
         return
     claim = grant_claim(spec, tier.pk, at, ZoneInfo(tenant.timezone), expires_at)
     assignment = MemberTierAssignment.objects.get(member=member, tier_type_id=tier.tier_type_id)
-    kept = [c for c in assignment.granted_claims or () if c.get("source") != "manual"]
-    assignment.granted_claims = [*kept, claim.as_dict()]
+    held = tuple(Claim.from_dict(c) for c in assignment.granted_claims or ())
+    assignment.granted_claims = [c.as_dict() for c in with_manual_grant(held, claim)]
     MemberTierAssignment.objects.filter(pk=assignment.pk).update(granted_claims=assignment.granted_claims)
 
 
@@ -485,9 +485,11 @@ def evaluate_member_tiers(
             )
         if dry_run or (decision.changed and not applies):
             continue  # a movement this call does not make (e.g. a demotion on the promotion endpoint)
+        before = assignment_snapshot(assignment)
+        after = settle(before, decision, now, source)
         state: dict[str, Any] = {
-            "granted_claims": [c.as_dict() for c in decision.granted],
-            "claims_void_before": decision.claims_void_before,
+            "granted_claims": [c.as_dict() for c in after.granted],
+            "claims_void_before": after.claims_void_before,
         }
         if applies:
             rule = PromotionRule.objects.filter(pk=decision.rule_id).first() if decision.rule_id else None
@@ -504,8 +506,8 @@ def evaluate_member_tiers(
                 valid_until=decision.valid_until,
                 now=now,
             )
-            if decision.claims_void_before != assignment.claims_void_before:
-                state["last_rule_demotion_at"] = now  # a demotion rule fired
+            if after.last_rule_demotion_at != before.last_rule_demotion_at:
+                state["last_rule_demotion_at"] = after.last_rule_demotion_at  # a demotion rule fired
         else:
             state["valid_until"] = decision.valid_until
         if {key: getattr(assignment, key) for key in state} != state:  # engine state: no history, no message

@@ -5,13 +5,14 @@ Tenant time is Asia/Bangkok (UTC+7, no DST). The ladder: member (1, default) < s
 """
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import replace as _replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tiers.engine import compare, evaluate, grant_claim, period_of
+from tiers.engine import compare, enroll, evaluate, grant_claim, period_of, settle, with_manual_grant
 from tiers.types import (
     AssignmentSnapshot,
     Claim,
@@ -19,6 +20,7 @@ from tiers.types import (
     DailyMetrics,
     MemberSnapshot,
     RuleSpec,
+    TierDecision,
     TierSpec,
     TierTypeSpec,
 )
@@ -412,3 +414,26 @@ def test_demotion_rule_with_a_target_and_never_below_default():
     quiet = member(last_event_at=t("2026-03-01 10:00"))
     assert run(spec, activity(), t("2026-04-01 00:00"), held(PLATINUM), quiet).to_tier_id == MEMBER.id
     assert run(spec, activity(), t("2026-04-01 00:00"), held(MEMBER), quiet).kind == "none"
+
+
+def test_settle_moves_the_tier_and_clears_lock_and_expiry_only_on_a_move():
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    t1 = datetime(2026, 2, 1, tzinfo=UTC)
+    start = _replace(enroll(1, t0), lock_until=t1, expires_at=t1)
+    assert (start.tier_id, start.since, start.enrolled_at, start.source) == (1, t0, t0, "auto")
+    kept = Claim(2, t1, "rule", rule_id=5)
+    stay = TierDecision(1, 1, "none", "", None, None, 1, (), (kept,), None)
+    same = settle(start, stay, t1, "auto")
+    assert (same.tier_id, same.since, same.lock_until, same.granted) == (1, t0, t1, (kept,))
+    move = TierDecision(1, 2, "demotion", "demotion rule x", 9, None, 2, (), (), t1)
+    moved = settle(start, move, t1, "review")
+    assert (moved.tier_id, moved.since, moved.source, moved.lock_until, moved.expires_at) == (
+        2,
+        t1,
+        "review",
+        None,
+        None,
+    )
+    assert (moved.enrolled_at, moved.claims_void_before, moved.last_rule_demotion_at) == (t0, t1, t1)
+    manual = Claim(3, None, "manual")
+    assert with_manual_grant((Claim(2, t1, "manual"), kept), manual) == (kept, manual)
