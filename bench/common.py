@@ -71,7 +71,7 @@ def free_port() -> int:
 @contextmanager
 def gunicorn(env: dict[str, str], workers: int) -> Iterator[int]:
     """A gunicorn server of the project; yields its port once /api/v1/health answers."""
-    port = free_port()
+    port = int(os.environ.get("BENCH_PORT") or 0) or free_port()  # a fixed port when the host assigns ranges
     server = subprocess.Popen(
         [
             sys.executable,
