@@ -179,6 +179,12 @@ class PointPolicy(models.Model):
     cap_per_day = models.PositiveIntegerField(null=True, blank=True)
     cap_per_week = models.PositiveIntegerField(null=True, blank=True)
     cap_per_month = models.PositiveIntegerField(null=True, blank=True)
+    point_value = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=0,
+        help_text="What one point is worth to the program, in its currency: liability = points × this value.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     history = tracked()
