@@ -32,8 +32,9 @@ class Program:
         return next((t for t in self.tier_types if t.id == tier_type_id), None)
 
 
-def _chosen(active: set[int], include: set[int], exclude: set[int]) -> set[int]:
-    return (active | include) - exclude
+def _chosen(status: str, pk: int, include: set[int], exclude: set[int]) -> bool:
+    """Active and not excluded, or a draft the scenario includes."""
+    return (status == ConfigStatus.ACTIVE or pk in include) and pk not in exclude
 
 
 def program(tenant: Tenant, scenario: Scenario | None = None) -> Program:
@@ -62,14 +63,14 @@ def program(tenant: Tenant, scenario: Scenario | None = None) -> Program:
     point_rules = [
         r
         for r in PointConversionRule.objects.filter(tenant=tenant).exclude(status=ConfigStatus.ARCHIVED)
-        if (r.status == ConfigStatus.ACTIVE or r.pk in include["point"]) and r.pk not in exclude["point"]
+        if _chosen(r.status, r.pk, include["point"], exclude["point"])
     ]
     modifiers = [
         m
         for m in PointModifier.objects.filter(tenant=tenant)
         .exclude(status=ConfigStatus.ARCHIVED)
         .prefetch_related("rules", "tiers")
-        if (m.status == ConfigStatus.ACTIVE or m.pk in include["modifier"]) and m.pk not in exclude["modifier"]
+        if _chosen(m.status, m.pk, include["modifier"], exclude["modifier"])
     ]
     stored = PointPolicy.objects.filter(tenant=tenant).first()
     return Program(
