@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("events.api.notifications")),
     path("", include("points.api.urls")),
     path("", include("benefits.api.urls")),
+    path("", include("simulation.api.urls")),
 ]
 
 urlpatterns = [
