@@ -4,7 +4,7 @@ Views stay thin: they declare the scopes they need (``read_scope`` / ``write_sco
 serializer, call a service or selector with ``tenant_of(request)``, and render.
 """
 
-import io
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +18,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, pagination, parsers, permissions
 from rest_framework.request import Request
 
+from config import inputs
 from config.errors import DomainError, PayloadTooLarge, problem_response
 
 logger = logging.getLogger("privilege.api")
@@ -125,9 +126,12 @@ def required_scope(view: Any, method: str) -> str:
 
 
 class BoundedJSONParser(parsers.JSONParser):
-    """JSON parser that refuses bodies over ``API_MAX_BODY_BYTES`` (413), chunked uploads included.
+    """The one JSON parser of the API, where the body rules of ``config.inputs`` are enforced.
 
-    DRF reads the WSGI stream itself, so Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` does not apply here.
+    Refuses bodies over ``API_MAX_BODY_BYTES`` (413; DRF reads the WSGI stream itself, so Django's
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` does not apply), empty or malformed documents and documents nested
+    deeper than ``MAX_JSON_DEPTH`` (400, the latter before parsing), non-standard constants (``NaN``),
+    and then any string, key or number PostgreSQL cannot store (422 naming the field).
     """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
@@ -136,8 +140,41 @@ class BoundedJSONParser(parsers.JSONParser):
         if len(raw) > limit:
             raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
         if not raw.strip():
-            raise exceptions.ParseError("The request body is empty; a JSON document was expected.")
-        return super().parse(io.BytesIO(raw), media_type, parser_context)
+            raise exceptions.ParseError(EMPTY_BODY)
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - the body is not valid {encoding}.") from exc
+        if inputs.exceeds_depth(text):
+            raise exceptions.ParseError(
+                f"JSON parse error - the document nests deeper than {inputs.MAX_JSON_DEPTH} levels."
+            )
+        try:
+            document = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+        problems = inputs.json_problems(document)
+        if problems:
+            raise exceptions.ValidationError(problems)
+        return document
+
+
+EMPTY_BODY = "The request body is empty; a JSON document was expected."
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def is_empty_write(request: Any) -> bool:
+    """A POST/PUT/PATCH that carries no body at all (no bytes, not chunked)."""
+    meta = request.META
+    return (
+        request.method in ("POST", "PUT", "PATCH")
+        and str(meta.get("CONTENT_LENGTH") or "0") == "0"
+        and "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    )
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -231,6 +268,11 @@ def problem_exception_handler(exc: BaseException, context: Mapping[str, Any]) ->
     from rest_framework.views import set_rollback  # not at import time: DRF imports this module early
 
     set_rollback()
+    request = context.get("request")
+    if isinstance(exc, exceptions.ValidationError) and request is not None and is_empty_write(request):
+        # DRF hands an operation an empty dict when no body was sent at all; an operation that then
+        # finds required fields missing was sent a malformed request, not a wrong field.
+        exc = exceptions.ParseError(EMPTY_BODY)
     response = problem_for_exception(exc)
     if response is None:
         logger.error("unhandled error in API view", exc_info=exc)

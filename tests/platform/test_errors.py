@@ -23,8 +23,14 @@ def test_malformed_json_is_400(api):
     assert AuditEntry.objects.count() == 0
 
 
-def test_empty_body_is_422_for_the_missing_fields(api):
+def test_empty_body_is_400_not_a_missing_field(api):
     response = api.post(AUDIT_URL, data="", content_type="application/json")
+    assert_problem(response, 400, "malformed_request")
+    assert AuditEntry.objects.count() == 0
+
+
+def test_an_empty_object_is_422_for_the_missing_fields(api):
+    response = api.post(AUDIT_URL, data="{}", content_type="application/json")
     assert assert_problem(response, 422, "validation_error")["errors"] == {"action": ["This field is required."]}
 
 
@@ -45,12 +51,13 @@ def test_oversized_body_is_413_before_reading(api, settings):
     assert AuditEntry.objects.count() == 0
 
 
-def test_body_without_content_length_is_not_read(api, settings):
-    """DRF reads no body without a Content-Length (a chunked upload): the request has no fields."""
+def test_body_without_content_length_or_chunking_is_empty(api, settings):
+    """Without Content-Length and without chunked transfer coding an HTTP request has no body (chunked
+    bodies are read by config.wsgi; see tests/platform/test_chunked.py)."""
     settings.API_MAX_BODY_BYTES = 1024
     big = ('{"action": "x", "reason": "' + "a" * 2000 + '"}').encode()
     response = api.generic("POST", AUDIT_URL, data=big, content_type="application/json", CONTENT_LENGTH="")
-    assert_problem(response, 422, "validation_error")
+    assert_problem(response, 400, "malformed_request")
     assert AuditEntry.objects.count() == 0
 
 
