@@ -19,7 +19,7 @@ from rest_framework import exceptions, pagination, parsers, permissions
 from rest_framework.request import Request
 
 from config import inputs
-from config.errors import DomainError, PayloadTooLarge, problem_response
+from config.errors import DomainError, Invalid, PayloadTooLarge, problem_response
 
 logger = logging.getLogger("privilege.api")
 
@@ -55,6 +55,21 @@ def require_well_formed_body(request: Request) -> None:
     """For operations that take no body: a body that is sent must still parse (malformed JSON is a
     400, not silently ignored)."""
     _ = request.data
+
+
+def boolean_query_param(request: Request, name: str, *, default: bool = False) -> bool:
+    """A boolean query parameter under the strict rule of ``config.inputs.parse_boolean``: an
+    unrecognised value (``on``, ``yes``, an empty one) is a 422 naming it, never a guess."""
+    raws = request.query_params.getlist(name)
+    if not raws:
+        return default
+    try:
+        values = [inputs.parse_boolean(raw) for raw in raws]
+    except ValueError as exc:
+        raise Invalid(errors={name: [str(exc)]}) from exc
+    if len(set(values)) > 1:
+        raise Invalid(errors={name: ["Given more than once with different values."]})
+    return values[0]
 
 
 def scope_to_tenant(serializer: Any, fields: dict[str, Any], **querysets: Any) -> None:

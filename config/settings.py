@@ -212,7 +212,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["config.api.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.api.PageNumberPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["config.filters.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.ProjectAutoSchema",
     "EXCEPTION_HANDLER": "config.api.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,

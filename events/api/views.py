@@ -22,6 +22,7 @@ from config.api import (
     MEMBER_ID,
     SCOPE_ADMIN,
     TenantQuerysetMixin,
+    boolean_query_param,
     flatten_errors,
     require_well_formed_body,
     tenant_of,
@@ -149,7 +150,8 @@ DRY_RUN = OpenApiParameter(
     bool,
     OpenApiParameter.QUERY,
     required=False,
-    description="true: report what would change, change nothing.",
+    description="true (or 1): report what would change, change nothing; false (or 0, the default) applies it. "
+    "Any other value is a 422.",
 )
 
 
@@ -163,7 +165,7 @@ class MemberTierEvaluateView(APIView):
     @extend_schema(request=None, responses=TierEvaluationSerializer)
     def post(self, request: Request, member_id: str) -> Response:
         require_well_formed_body(request)
-        dry_run = request.query_params.get("dry_run", "false").lower() in ("1", "true", "yes")
+        dry_run = boolean_query_param(request, "dry_run")
         tenant = tenant_of(request)
         member = get_member(tenant=tenant, external_id=member_id)
         changes = evaluate_member_now(

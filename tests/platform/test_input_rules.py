@@ -178,3 +178,151 @@ def test_an_empty_body_is_fine_where_the_operation_takes_none(api, ann):
         "POST", "/api/v1/member/ann/tier/promotion?dry_run=true", data=b"", content_type="application/json"
     )
     assert response.status_code == 200, response.content
+
+
+# --- date-time filters ---------------------------------------------------------------------------
+DATE_FILTERS = [
+    ("/api/v1/audit", "since"),
+    ("/api/v1/audit", "until"),
+    ("/api/v1/member", "registered_after"),
+    ("/api/v1/member", "registered_before"),
+    ("/api/v1/outbox", "created_after"),
+    ("/api/v1/outbox", "created_before"),
+]
+
+
+@pytest.mark.parametrize(("url", "param"), DATE_FILTERS)
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2026-01-01T00:00:00+16:00", "The UTC offset must be within -15:59 and +15:59."),
+        ("2026-01-01T00:00:00-16:00", "The UTC offset must be within -15:59 and +15:59."),
+        ("2026-01-01T00:00:00+23:59", "The UTC offset must be within -15:59 and +15:59."),
+        ("2026-01-01T00:00:00-1600", "The UTC offset must be within -15:59 and +15:59."),
+        ("9999-12-31T23:00:00-10:00", "The date-time is out of range (years 1 to 9999 in UTC)."),
+        ("0001-01-01T00:00:00+10:00", "The date-time is out of range (years 1 to 9999 in UTC)."),
+    ],
+)
+def test_a_date_filter_out_of_range_is_422_naming_it(api, url, param, value, message):
+    before = nothing_stored()
+    body = assert_problem(api.get(url, {param: value}), 422, "validation_error")
+    assert body["errors"] == {param: [message]}
+    assert nothing_stored() == before
+
+
+@pytest.mark.parametrize(("url", "param"), DATE_FILTERS)
+@pytest.mark.parametrize("value", ["2026-01-01T00:00:00+15:59", "2026-01-01T00:00:00-15:59", "2026-01-01T00:00:00Z"])
+def test_a_date_filter_within_range_is_accepted(api, url, param, value):
+    assert api.get(url, {param: value}).status_code == 200
+
+
+def test_a_date_filter_with_an_extreme_offset_filters_on_the_instant(api, tenant):
+    MemberFactory(tenant=tenant, external_id="ann")  # registered now
+
+    def ids(value: str) -> list[str]:
+        response = api.get("/api/v1/member", {"registered_after": value})
+        return [m["external_id"] for m in response.json()["results"]]
+
+    assert ids("2000-01-01T00:00:00+15:59") == ["ann"]
+    assert ids("2999-01-01T00:00:00-15:59") == []
+
+
+# --- boolean query parameters --------------------------------------------------------------------
+BAD_BOOLEANS = ["on", "t", "y", "yes", "TRUE ", " true", "", "2", "truee", "nope"]
+
+
+@pytest.mark.parametrize(
+    ("url", "param"),
+    [
+        ("/api/v1/benefit", "active"),
+        ("/api/v1/benefit", "is_template"),
+        ("/api/v1/event/code", "active"),
+        ("/api/v1/tier/type", "active"),
+    ],
+)
+@pytest.mark.parametrize("value", BAD_BOOLEANS)
+def test_an_unrecognised_boolean_filter_is_422(api, url, param, value):
+    body = assert_problem(api.get(url, {param: value}), 422, "validation_error")
+    assert body["errors"] == {param: ["Must be true, false, 1 or 0."]}
+
+
+@pytest.mark.parametrize(
+    ("value", "codes"),
+    [
+        ("true", ["on"]),
+        ("TRUE", ["on"]),
+        ("1", ["on"]),
+        ("True", ["on"]),
+        ("false", ["off"]),
+        ("0", ["off"]),
+        ("FALSE", ["off"]),
+    ],
+)
+def test_a_boolean_filter_reads_its_accepted_spellings(api, value, codes):
+    for code, active in [("on", True), ("off", False)]:
+        assert (
+            api.post("/api/v1/benefit", {"code": code, "name": code, "active": active}, format="json").status_code
+            == 201
+        )
+    assert [b["code"] for b in api.get("/api/v1/benefit", {"active": value}).json()["results"]] == codes
+
+
+@pytest.fixture
+def promotable(api, tenant):
+    """ann qualifies for gold; only the evaluate-now endpoint would move her there."""
+    from django.utils import timezone
+
+    from tests.events.test_ingestion import stay
+    from tests.factories import hotel_ladder
+    from tiers.models import MemberTierAssignment
+
+    hotel_ladder(tenant)
+    assert api.post("/api/v1/member", {"external_id": "ann"}, format="json").status_code == 201
+    lock = (timezone.now() + timezone.timedelta(days=1)).isoformat()
+    body = {"tier_type": "hotel", "tier": "member", "reason": "hold", "lock_until": lock}
+    assert api.put("/api/v1/member/ann/tier", body, format="json").status_code == 200
+    assert api.post("/api/v1/member/ann/event", stay(), format="json").status_code == 201
+    MemberTierAssignment.objects.filter(member__external_id="ann").update(lock_until=None)
+    return MemberTierAssignment.objects.get(member__external_id="ann")
+
+
+def tier_state() -> tuple:
+    from tiers.models import MemberTierAssignment, MemberTierChange
+
+    return (
+        list(MemberTierAssignment.objects.values_list("tier__code", flat=True)),
+        MemberTierChange.objects.count(),
+        OutboxMessage.objects.count(),
+        AuditEntry.objects.count(),
+    )
+
+
+@pytest.mark.parametrize("value", BAD_BOOLEANS)
+@pytest.mark.parametrize("kind", ["promotion", "demotion"])
+def test_an_unrecognised_dry_run_is_422_and_never_a_write(api, promotable, value, kind):
+    before = tier_state()
+    body = assert_problem(
+        api.post(f"/api/v1/member/ann/tier/{kind}", QUERY_STRING=f"dry_run={value}"), 422, "validation_error"
+    )
+    assert body["errors"] == {"dry_run": ["Must be true, false, 1 or 0."]}
+    assert tier_state() == before
+
+
+def test_dry_run_given_twice_with_different_values_is_422(api, promotable):
+    before = tier_state()
+    response = api.post("/api/v1/member/ann/tier/promotion?dry_run=true&dry_run=false")
+    assert_problem(response, 422, "validation_error")
+    assert tier_state() == before
+
+
+@pytest.mark.parametrize(
+    ("value", "applied"), [("true", False), ("1", False), ("TRUE", False), (None, True), ("false", True), ("0", True)]
+)
+def test_dry_run_spellings(api, promotable, value, applied):
+    before = tier_state()
+    query = "" if value is None else f"?dry_run={value}"
+    body = api.post(f"/api/v1/member/ann/tier/promotion{query}").json()
+    assert body["dry_run"] is not applied
+    assert [c["to"] for c in body["tier_changes"]] == ["gold"]
+    assert (tier_state()[0] == ["gold"]) is applied
+    assert (tier_state() == before) is not applied
