@@ -12,8 +12,8 @@ from config import inputs
 from events.models import MemberEvent
 from members.models import Member
 from outbox.models import OutboxMessage
-from tests.conftest import assert_problem
 from tests.factories import MemberFactory
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 
