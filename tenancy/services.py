@@ -1,7 +1,9 @@
 """Writes shared by every configuration model: validated save and protected delete, each audited and
 bumping the tenant's ``config_version`` (so cached engine snapshots go stale at once)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, models, transaction
@@ -12,6 +14,36 @@ from config.errors import Conflict
 from tenancy.models import Tenant
 
 M = TypeVar("M", bound=models.Model)
+
+
+# The tenants whose config_version bump an open ``one_config_version`` block holds back (pk → tenant).
+_HELD_BUMPS: ContextVar[dict[int, Tenant] | None] = ContextVar("held_config_bumps", default=None)
+
+
+@contextmanager
+def one_config_version() -> Iterator[None]:
+    """Configuration saves and deletes inside the block bump their tenant's ``config_version`` once,
+    when the block ends without an error, instead of once each: a scenario publish changes many rows
+    as one configuration change. Use inside the caller's transaction."""
+    if _HELD_BUMPS.get() is not None:  # an enclosing block bumps
+        yield
+        return
+    pending: dict[int, Tenant] = {}
+    token = _HELD_BUMPS.set(pending)
+    try:
+        yield
+    finally:
+        _HELD_BUMPS.reset(token)
+    for tenant in pending.values():
+        tenant.bump_config_version()
+
+
+def _bump(tenant: Tenant) -> None:
+    held = _HELD_BUMPS.get()
+    if held is None:
+        tenant.bump_config_version()
+    else:
+        held[tenant.pk] = tenant
 
 
 class DuplicateCode(Conflict):
@@ -69,7 +101,7 @@ def save_config(
         after=snapshot(instance),
         reason=reason,
     )
-    tenant.bump_config_version()
+    _bump(tenant)
     return instance
 
 
@@ -94,7 +126,7 @@ def delete_config(*, tenant: Tenant, instance: models.Model, actor: Any, holders
         before=before,
         reason=reason,
     )
-    tenant.bump_config_version()
+    _bump(tenant)
 
 
 @transaction.atomic

@@ -1,6 +1,16 @@
 """Routes of the simulation API (API.md "Wave 2 contract"). Each feature keeps its views in its own
 module of ``simulation.api`` (validation, scenarios, ...) and adds its routes here."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from simulation.api import scenarios
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("simulation/scenario", scenarios.ScenarioListCreateView.as_view(), name="simulation-scenario-list"),
+    path("simulation/scenario/<int:pk>", scenarios.ScenarioDetailView.as_view(), name="simulation-scenario-detail"),
+    path(
+        "simulation/scenario/<int:pk>/publish",
+        scenarios.ScenarioPublishView.as_view(),
+        name="simulation-scenario-publish",
+    ),
+]
