@@ -6,13 +6,15 @@ schema, from what the operation is rather than from a list kept per view:
 =======  ======================================================================================
 status   documented on
 =======  ======================================================================================
-400      operations that take a request body (malformed JSON, an empty body)
+400      every operation: a malformed request (a body that is not JSON or empty where a document is
+         expected; a request line or headers the HTTP server refuses)
 401/403  every operation that needs a token (``public = True`` views need none)
-404      operations with a path parameter (another tenant's id is a 404 too) and paginated lists
-         (a page past the end)
+404      operations with a path parameter (another tenant's id is a 404 too), paginated lists (a page
+         past the end), and bodies that name a member (``member_id``)
 409      every write (POST/PUT/PATCH/DELETE): idempotency conflicts, duplicate codes, objects in
          use, state conflicts
-413/415  operations that take a request body (too large; not JSON)
+413/415  operations that take a request body (too large; not JSON). A DELETE that reads a body
+         (``@extend_schema(request=...)``) documents it like a POST.
 422      operations that take a request body or query parameters (``errors`` names the fields)
 429      views with DRF throttles
 =======  ======================================================================================
@@ -25,6 +27,7 @@ problem schema too.
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import force_instance
 from rest_framework import serializers
 
 from config.errors import PROBLEM_CONTENT_TYPE
@@ -34,7 +37,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 DESCRIPTIONS: dict[str, str] = {
     "400": "Malformed request: the body is not JSON, or empty where a document is expected "
-    "(`malformed_json`, `malformed_request`).",
+    "(`malformed_json`, `malformed_request`); or a request line or headers too large for the server.",
     "401": "No token (`not_authenticated`) or a token that does not verify (`invalid_token`).",
     "403": "The token lacks the scope this operation needs (`insufficient_scope`).",
     "404": "Nothing with that id in the caller's tenant (`not_found`, `member_not_found`, ...), "
@@ -67,12 +70,14 @@ class ProjectAutoSchema(AutoSchema):
     def problem_statuses(self) -> set[str]:
         """The problem statuses this operation can answer with (see the module's table)."""
         method = self.method.upper()
-        statuses: set[str] = set()
+        statuses: set[str] = {"400"}
         if not getattr(self.view, "public", False):
             statuses |= {"401", "403"}
-        has_body = method in {"POST", "PUT", "PATCH"} and self.get_request_serializer() is not None
-        if has_body:
-            statuses |= {"400", "413", "415", "422"}
+        body = self._documented_request() if method in WRITE_METHODS else None
+        if body is not None:
+            statuses |= {"413", "415", "422"}
+            if "member_id" in getattr(force_instance(body), "fields", {}):
+                statuses.add("404")
         parameters = self._get_parameters()
         if any(p.get("in") == "path" for p in parameters) or (self._is_list_view() and self._get_paginator()):
             statuses.add("404")
@@ -83,6 +88,24 @@ class ProjectAutoSchema(AutoSchema):
         if getattr(self.view, "throttle_classes", None):
             statuses.add("429")
         return statuses
+
+    def _documented_request(self) -> Any:
+        """The request serializer, except the one a generic view would guess for a DELETE."""
+        serializer = self.get_request_serializer()
+        if serializer is None or self.method.upper() != "DELETE":
+            return serializer
+        guessed = getattr(self.view, "serializer_class", None)
+        declared = serializer if isinstance(serializer, type) else type(serializer)
+        return None if guessed is not None and declared is guessed else serializer
+
+    def _get_request_body(self, direction: Any = "request") -> Any:
+        if self.method == "DELETE" and self._documented_request() is not None:
+            self.method = "POST"  # drf-spectacular documents bodies of PUT/PATCH/POST only
+            try:
+                return super()._get_request_body(direction)
+            finally:
+                self.method = "DELETE"
+        return super()._get_request_body(direction)
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses: dict[str, Any] = super()._get_response_bodies(direction)

@@ -1,10 +1,11 @@
 """Reads of the points context: the tenant's conversion rules, modifiers and policy, and the engine
 snapshots built from them (cached per ``config_version``)."""
 
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from members.models import Member
@@ -113,18 +114,42 @@ def member_points(*, member: Member) -> QuerySet[PointTransaction]:
     return PointTransaction.objects.filter(member=member).select_related("rule", "event")
 
 
-def member_point_totals(*, tenant: Tenant, member: Member) -> dict[str, Any]:
-    """The member's balance and what the current day, ISO week and month buckets (tenant time) hold."""
-    from points.buckets import bucket_keys
+def point_windows(now: datetime, tz: ZoneInfo) -> dict[str, tuple[datetime, datetime]]:
+    """The current day, ISO week (Monday to Sunday) and calendar month in tenant time, as
+    ``[start, end)`` instants."""
+    local = now.astimezone(tz).date()
+    monday = local - timedelta(days=local.weekday())
+    first = local.replace(day=1)
+    next_month = (first + timedelta(days=32)).replace(day=1)
 
-    keys = bucket_keys(timezone.now(), ZoneInfo(tenant.timezone))
-    buckets = dict(
-        PointBucket.objects.filter(member=member, key__in=[f"global:{p}:{k}" for p, k in keys.items()]).values_list(
-            "key", "total"
-        )
+    def at(day: date) -> datetime:
+        return datetime.combine(day, time.min, tzinfo=tz)
+
+    return {
+        "day": (at(local), at(local + timedelta(days=1))),
+        "week": (at(monday), at(monday + timedelta(days=7))),
+        "month": (at(first), at(next_month)),
+    }
+
+
+def member_point_totals(*, tenant: Tenant, member: Member) -> dict[str, Any]:
+    """The member's balance, and ``window_totals``: the net points of every ledger row (earned,
+    welcome, code, reversal, adjustment) whose ``occurred_at`` falls in the current day, ISO week and
+    calendar month in the tenant's time zone. An event's points count on the day the event occurred,
+    welcome points on the day of registration, code points on the day of the redemption, a reversal
+    on the day of its refund."""
+    windows = point_windows(timezone.now(), ZoneInfo(tenant.timezone))
+    totals = member_points(member=member).aggregate(
+        total=Sum("points"),
+        **{
+            period: Sum("points", filter=Q(occurred_at__gte=start, occurred_at__lt=end))
+            for period, (start, end) in windows.items()
+        },
     )
-    total = member_points(member=member).aggregate(total=Sum("points"))["total"] or 0
-    return {"total": total, "window_totals": {p: buckets.get(f"global:{p}:{k}", 0) for p, k in keys.items()}}
+    return {
+        "total": totals["total"] or 0,
+        "window_totals": {period: totals[period] or 0 for period in windows},
+    }
 
 
 def quote_event_points(

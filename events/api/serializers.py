@@ -79,6 +79,18 @@ class EventInputSerializer(serializers.Serializer):
         return data
 
 
+class PointQuoteInputSerializer(EventInputSerializer):
+    """An event to quote (``POST /member/{memberId}/points/calculate``): nothing is recorded, so it
+    needs no ``event_id``; ``source`` only matters to rules that name one; ``occurred_at`` defaults
+    to now."""
+
+    event_id = None
+    source = serializers.RegexField(
+        r"^[A-Za-z0-9_.:\-]{1,64}$", max_length=64, default="", help_text="Omitted: none (only rules for any source)."
+    )
+    occurred_at = AwareDateTimeField(default=timezone.now, help_text="Defaults to now.")
+
+
 class BatchEventInputSerializer(EventInputSerializer):
     member_id = serializers.CharField(max_length=200)
 

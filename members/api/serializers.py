@@ -115,9 +115,19 @@ class PointTransactionOutputSerializer(serializers.Serializer):
     sync_status = serializers.CharField()
 
 
+class WindowTotalsSerializer(serializers.Serializer):
+    """Net points (earned, welcome, code, reversals, adjustments) by each ledger row's ``occurred_at``,
+    in the tenant's time zone. An event's points count on the day the event occurred, welcome points
+    on the day of registration, code points on the day of the redemption, a reversal on its refund's."""
+
+    day = serializers.IntegerField(help_text="Today (tenant time).")
+    week = serializers.IntegerField(help_text="This ISO week, Monday to Sunday (tenant time).")
+    month = serializers.IntegerField(help_text="This calendar month (tenant time).")
+
+
 class MemberPointsOutputSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    window_totals = serializers.DictField(child=serializers.IntegerField())
+    total = serializers.IntegerField(help_text="The balance: the sum of every ledger row.")
+    window_totals = WindowTotalsSerializer()
     count = serializers.IntegerField()
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)

@@ -24,7 +24,7 @@ from config.api import (
     tenant_of,
 )
 from config.errors import Invalid
-from events.api.serializers import EventInputSerializer
+from events.api.serializers import PointQuoteInputSerializer
 from events.selectors import tier_progress
 from members.api.serializers import (
     MemberBenefitApplyOutputSerializer,
@@ -214,11 +214,11 @@ class MemberPointsCalculateView(APIView):
     """Quote an event's points now (rules, tier multipliers, modifiers, caps as they stand), recording
     nothing."""
 
-    @extend_schema(request=EventInputSerializer, responses=PointQuoteSerializer)
+    @extend_schema(request=PointQuoteInputSerializer, responses=PointQuoteSerializer)
     def post(self, request: Request, member_id: str) -> Response:
         tenant = tenant_of(request)
         member = get_member(tenant=tenant, external_id=member_id)
-        data = EventInputSerializer(data=request.data)
+        data = PointQuoteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         awards = quote_event_points(

@@ -78,3 +78,28 @@ def test_refuses_bad_arguments(settings, dev_key_dir, tenant, options, message):
     settings.DEBUG = True
     with pytest.raises(CommandError, match=message):
         _issue(**options)
+
+
+def test_without_debug_or_secret_key_it_says_what_to_configure_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    env.update({"DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"})
+    result = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, "manage.py", "issue_token", "--tenant", "demo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "manage.py: configuration error: SECRET_KEY is required when DEBUG is off (set DEBUG=1 for local use).\n"
+    )

@@ -129,14 +129,15 @@ def test_every_operation_documents_its_errors_with_the_problem_schema(schema):
         errors = {s for s in responses if s[0] in "45"}
         for status in errors:
             assert responses[status]["content"] == PROBLEM_REF or path == "/api/v1/health", (method, path, status)
+        assert "400" in errors, (method, path)  # a malformed request, whatever the operation
         if path == "/api/v1/health":
-            assert errors == {"503"}
+            assert errors == {"400", "503"}
             continue
         assert {"401", "403"} <= errors, (method, path)
         if "{" in path:
             assert "404" in errors, (method, path)
         if "requestBody" in op:
-            assert {"400", "413", "415", "422"} <= errors, (method, path)
+            assert {"413", "415", "422"} <= errors, (method, path)
         if method != "GET":
             assert "409" in errors, (method, path)
         assert responses["401"]["headers"]["WWW-Authenticate"]["schema"] == {"type": "string"}
@@ -145,11 +146,16 @@ def test_every_operation_documents_its_errors_with_the_problem_schema(schema):
 @pytest.mark.parametrize(
     ("method", "path", "statuses"),
     [
-        ("GET", "/api/v1/member/{member_id}", {"200", "401", "403", "404"}),
-        ("GET", "/api/v1/member", {"200", "401", "403", "404", "422"}),
+        ("GET", "/api/v1/member/{member_id}", {"200", "400", "401", "403", "404"}),
+        ("GET", "/api/v1/member", {"200", "400", "401", "403", "404", "422"}),
         ("POST", "/api/v1/tier/type", {"201", "400", "401", "403", "409", "413", "415", "422"}),
-        ("DELETE", "/api/v1/tier/type/{id}", {"204", "401", "403", "404", "409"}),
-        ("GET", "/api/v1/point-policy", {"200", "401", "403"}),
+        ("DELETE", "/api/v1/tier/type/{id}", {"204", "400", "401", "403", "404", "409"}),
+        # a DELETE that reads a body documents it
+        ("DELETE", "/api/v1/member/{member_id}/tier", {"204", "400", "401", "403", "404", "409", "413", "415", "422"}),
+        # a body naming a member: an unknown one is a 404
+        ("POST", "/api/v1/notification/send", {"202", "400", "401", "403", "404", "409", "413", "415", "422"}),
+        ("POST", "/api/v1/events/batch", {"202", "400", "401", "403", "409", "413", "415", "422"}),
+        ("GET", "/api/v1/point-policy", {"200", "400", "401", "403"}),
         (
             "POST",
             "/api/v1/member/{member_id}/event-code/redeem",
@@ -160,6 +166,13 @@ def test_every_operation_documents_its_errors_with_the_problem_schema(schema):
 def test_operations_document_exactly_the_statuses_they_can_answer(schema, method, path, statuses):
     responses = _operations(schema)[(method, path)]["responses"]
     assert set(responses) == statuses
+
+
+def test_a_delete_with_a_body_documents_it(schema):
+    body = _operations(schema)[("DELETE", "/api/v1/member/{member_id}/tier")]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MemberTierRemoveInputRequest"
+    }
 
 
 def test_a_view_documented_error_keeps_its_words_and_gets_the_problem_schema(schema):
