@@ -91,7 +91,7 @@ def _sync(port: int, token: str, events: list[tuple[str, dict]], clients: int) -
 
 def _count_processed(env: dict[str, str], slug: str) -> tuple[int, int]:
     code = (
-        "from events.models import MemberEvent as E\n"
+        "from members.models import MemberEvent as E\n"
         f"q = E.objects.filter(tenant__slug='{slug}', source='bench-async')\n"
         "print(q.filter(status='processed').count(), q.exclude(status__in=['processed','received']).count())"
     )

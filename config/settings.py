@@ -239,7 +239,7 @@ SPECTACULAR_SETTINGS = {
         "PromotionRuleStatusEnum": "tiers.models.PromotionRule.Status",
         "MemberStatusEnum": "members.models.Member.Status",
         "BenefitTypeEnum": "benefits.models.Benefit.Type",
-        "MemberEventTypeEnum": "events.models.EVENT_TYPES",
+        "MemberEventTypeEnum": "members.models.EVENT_TYPES",
     },
 }
 

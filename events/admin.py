@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from events.models import MemberEvent
 from events.services import replay_event
+from members.models import MemberEvent
 from tenancy.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 
 

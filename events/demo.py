@@ -8,9 +8,8 @@ from typing import Any
 from django.db import transaction
 
 from events.api.serializers import EventInputSerializer
-from events.models import MemberEvent
 from events.services import ingest_event
-from members.models import Member
+from members.models import Member, MemberEvent
 from tenancy.models import Tenant
 
 DEMO_SOURCE = "demo-pos"

@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
-from events.models import MemberEvent, MetricDay
-from members.models import Member
+from members.models import Member, MemberEvent, MetricDay
 from points.types import EventFacts
 from tenancy.models import Tenant
 from tiers.types import DailyMetrics, metric_scope

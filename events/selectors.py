@@ -6,8 +6,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from events.models import MemberEvent
-from members.models import Member
+from members.models import Member, MemberEvent
 from tenancy.models import Tenant
 from tiers.engine import progress
 from tiers.models import MemberTierAssignment

@@ -25,9 +25,8 @@ from benefits.services import sync_tier_benefits
 from config.errors import DomainError, IdempotencyConflict, Invalid
 from config.tracing import current_request_id
 from events.metrics import add_contributions, contributions, daily_metrics
-from events.models import MemberEvent
 from members.locks import lock_member
-from members.models import Member
+from members.models import Member, MemberEvent
 from members.selectors import MemberNotFound
 from points.selectors import point_specs
 from points.services import award_event_points, reverse_refunded_points

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from config.db import advisory_lock
 from config.metrics import EVENTS_PROCESSED, TASK_RETRIES
-from events.models import MemberEvent
 from events.services import MAX_ATTEMPTS, process_member_events, record_failure
+from members.models import MemberEvent
 
 logger = logging.getLogger("privilege.events")
 

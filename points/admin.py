@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from events.models import EVENT_TYPES
+from members.models import EVENT_TYPES
 from points import services
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tenancy.admin import ReadOnlyAdminMixin, TenantScopedAdmin

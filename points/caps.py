@@ -33,8 +33,7 @@ from django.db import connection
 from django.db.models import Sum
 
 from config.tracing import current_request_id
-from events.models import MemberEvent
-from members.models import Member
+from members.models import Member, MemberEvent
 from outbox.emit import emit
 from points.buckets import award_buckets, bucket_keys, horizon
 from points.engine import reallocate, touched_buckets

@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from events.models import EVENT_TYPES
+from members.models import EVENT_TYPES
 from tenancy.history import tracked
 from tenancy.models import Tenant
 
@@ -220,7 +220,7 @@ class PointTransaction(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="point_transactions")
-    event = models.ForeignKey("events.MemberEvent", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    event = models.ForeignKey("members.MemberEvent", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     rule = models.ForeignKey(PointConversionRule, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     base = models.DecimalField(max_digits=18, decimal_places=4, default=0)

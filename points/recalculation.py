@@ -27,9 +27,8 @@ from django.db import transaction
 
 from audit.services import record_audit
 from events.metrics import add_contributions, points_contributions
-from events.models import MemberEvent
 from members.locks import lock_member
-from members.models import Member
+from members.models import Member, MemberEvent
 from outbox.emit import emit
 from points.buckets import award_buckets, bucket_keys, bucket_names
 from points.caps import add_to_buckets

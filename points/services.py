@@ -17,8 +17,7 @@ from django.db.models import F, Sum
 
 from config.errors import Conflict, Invalid
 from config.tracing import current_request_id
-from events.models import MemberEvent
-from members.models import Member
+from members.models import Member, MemberEvent
 from outbox.emit import emit
 from points.buckets import award_buckets, bucket_keys, capped_bucket_names, cut_by_period
 from points.caps import add_to_buckets, reallocate_after

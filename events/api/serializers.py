@@ -8,8 +8,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.serializers import ApiModelSerializer
-from events.models import EVENT_TYPES, MemberEvent
 from events.publish import MAX_PUBLISH_DATA_BYTES, PUBLISHABLE_TYPES
+from members.models import EVENT_TYPES, MemberEvent
 from outbox.models import MESSAGE_TYPES, Delivery, OutboxMessage, WebhookSubscription
 from outbox.services import MAX_GRACE_HOURS
 

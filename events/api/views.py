@@ -45,11 +45,11 @@ from events.api.serializers import (
     WebhookSubscriptionOutputSerializer,
     WebhookSubscriptionSecretOutputSerializer,
 )
-from events.models import MemberEvent
 from events.publish import publish_event
 from events.selectors import member_events
 from events.services import REVIEW_KINDS, evaluate_member_now, ingest_batch, ingest_event
 from members.api.serializers import MemberTierOutputSerializer
+from members.models import MemberEvent
 from members.selectors import get_member, member_tiers
 from outbox.models import MESSAGE_TYPES, OutboxMessage, WebhookSubscription
 from outbox.selectors import outbox_messages, outbox_messages_with_deliveries, webhook_subscriptions

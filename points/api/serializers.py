@@ -16,7 +16,7 @@ from rest_framework import serializers
 
 from config.api import scope_to_tenant
 from config.serializers import ApiModelSerializer
-from events.models import EVENT_TYPES
+from members.models import EVENT_TYPES
 from points.models import ConfigStatus, PointConversionRule, PointModifier, PointPolicy
 from tiers.models import Tier, TierType
 

@@ -19,8 +19,7 @@ from audit.models import AuditEntry
 from benefits.codes import CodeExpired, CodeNotYetValid, redeem_event_code
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit, TierBenefitMapping
 from config.api import SCOPE_READ, SCOPE_WRITE
-from events.models import MetricDay
-from members.models import Member
+from members.models import Member, MetricDay
 from outbox.models import OutboxMessage
 from points.models import PointBucket, PointTransaction
 from tests.concurrency import race

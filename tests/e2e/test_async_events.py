@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from events.models import MemberEvent
+from members.models import MemberEvent
 from members.services import Registration, register_member
 from tests.factories import TenantFactory, hotel_ladder
 from tiers.models import MemberTierAssignment

@@ -36,9 +36,8 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
-from events.models import MemberEvent, MetricDay
 from integrations.adapters import IAM_TYPES
-from members.models import Member
+from members.models import Member, MemberEvent, MetricDay
 from members.services import Registration, register_member
 from outbox.models import Delivery, OutboxMessage, WebhookSubscription
 from outbox.webhooks import new_secret

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.api.serializers import EventInputSerializer
-from events.models import MetricDay
 from events.services import ingest_event
+from members.models import MetricDay
 from members.services import Registration, register_member
 from tests.factories import TenantFactory, hotel_ladder
 from tiers.models import MemberTierAssignment

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from events import services as event_services
-from events.models import MemberEvent, MetricDay
 from events.services import replay_event
 from events.tasks import evaluate_member_events, sweep_received
+from members.models import MemberEvent, MetricDay
 from tests.events.test_ingestion import stay
 from tests.helpers import assert_problem
 from tiers.models import MemberTierAssignment

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from events.metrics import daily_metrics
-from events.models import MemberEvent
 from events.services import ingest_event
+from members.models import MemberEvent
 from members.services import Registration, register_member
 from tests.concurrency import race
 from tests.events.test_async_and_batch import _validated

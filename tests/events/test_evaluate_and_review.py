@@ -126,7 +126,7 @@ def test_admin_lists_events_and_replays_dead_ones(client, api, tenant, other_ten
     from django.contrib.auth.models import Permission
     from django.urls import reverse
 
-    from events.models import MemberEvent
+    from members.models import MemberEvent
     from tests.factories import TenantMembershipFactory, UserFactory
 
     register(api, "ann")
@@ -134,13 +134,13 @@ def test_admin_lists_events_and_replays_dead_ones(client, api, tenant, other_ten
     mine = MemberEvent.objects.get()
     MemberEvent.objects.filter(pk=mine.pk).update(status="dead", attempts=6)
     staff = UserFactory(username="ops")
-    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="events"))
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["events", "members"]))
     TenantMembershipFactory(user=staff, tenant=tenant)
     client.force_login(staff)
-    changelist = reverse("admin:events_memberevent_changelist")
+    changelist = reverse("admin:members_memberevent_changelist")
     page = client.get(changelist + "?status=dead")
     assert list(page.context["cl"].queryset) == [mine]
-    assert client.get(reverse("admin:events_memberevent_change", args=[mine.pk])).status_code == 200
+    assert client.get(reverse("admin:members_memberevent_change", args=[mine.pk])).status_code == 200
     response = client.post(changelist, {"action": "replay", "_selected_action": [mine.pk]})
     assert response.status_code == 302
     mine.refresh_from_db()

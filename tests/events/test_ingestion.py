@@ -7,8 +7,7 @@ import pytest
 from django.utils import timezone
 
 from events.metrics import daily_metrics, rebuild_metrics
-from events.models import MemberEvent, MetricDay
-from members.models import Member
+from members.models import Member, MemberEvent, MetricDay
 from outbox.models import OutboxMessage
 from tests.factories import MemberFactory, hotel_ladder
 from tests.helpers import assert_problem

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from members.models import Member
+from members.models import Member, MemberEvent
 from members.services import Registration, register_member
 from outbox.models import OutboxMessage
 from tests.factories import MemberFactory, TenantMembershipFactory, UserFactory, hotel_ladder
@@ -95,8 +95,8 @@ def counts():
 
 
 # --- pages render, scoped to the user's tenants ----------------------------------------------------
-def test_members_admin_registers_exactly_member():
-    assert {m for m in admin.site._registry if m._meta.app_label == "members"} == {Member}
+def test_members_admin_registers_exactly_member_and_its_events():
+    assert {m for m in admin.site._registry if m._meta.app_label == "members"} == {Member, MemberEvent}
 
 
 def test_member_pages_render_for_tenant_staff(logged_in, member, ladder):

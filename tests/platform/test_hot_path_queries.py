@@ -14,8 +14,8 @@ import pytest
 from django.utils import timezone
 
 from benefits.models import Benefit, EventCode, TierBenefitMapping
-from events.models import MemberEvent
 from events.services import process_member_events
+from members.models import MemberEvent
 from points.models import PointConversionRule
 
 pytestmark = pytest.mark.django_db

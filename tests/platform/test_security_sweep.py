@@ -10,8 +10,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 from benefits.models import Benefit, CampaignBenefitMapping, EventCode, MemberBenefit, TierBenefitMapping
-from events.models import MemberEvent
-from members.models import Member
+from members.models import Member, MemberEvent
 from outbox.emit import emit
 from outbox.models import Delivery, OutboxMessage, WebhookSubscription
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction

@@ -7,8 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from events.models import MemberEvent, MetricDay
-from members.models import Member
+from members.models import Member, MemberEvent, MetricDay
 from outbox.models import OutboxMessage
 from points.models import PointBucket, PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tests.concurrency import race

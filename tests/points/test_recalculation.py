@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from events.models import MetricDay
+from members.models import MetricDay
 from outbox.models import OutboxMessage
 from points.models import PointBucket, PointConversionRule, PointTransaction
 from points.recalculation import recalculate_points, widen

@@ -1,6 +1,7 @@
-"""The outbox models moved from ``events`` to ``outbox`` without touching their tables: a database
-created before the move (as at the last commit before it) migrates forward with its rows readable
-through the new models, and permissions granted on the old content types still apply."""
+"""Models moved out of ``events`` without touching their tables (the outbox's to ``outbox``, member
+events and metrics to ``members``): a database created before the moves (as at the last commit before
+them) migrates forward with its rows readable through the new models, and permissions granted on the
+old content types still apply."""
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -9,6 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from members.models import MemberEvent, MetricDay
 from outbox.models import Delivery, MemberSequence, OutboxMessage, WebhookSubscription
 
 BEFORE_THE_MOVE = [("events", "0004_notification"), ("outbox", None)]
@@ -22,7 +24,7 @@ def _migrate(targets):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_database_from_before_the_move_keeps_its_outbox_rows_and_permissions():
+def test_a_database_from_before_the_moves_keeps_its_rows_and_permissions():
     old = _migrate(BEFORE_THE_MOVE)
     tenant = old.get_model("tenancy", "Tenant").objects.create(slug="acme", name="Acme")
     message = old.get_model("events", "OutboxMessage").objects.create(
@@ -44,6 +46,21 @@ def test_a_database_from_before_the_move_keeps_its_outbox_rows_and_permissions()
     )
     old.get_model("events", "Delivery").objects.create(
         tenant=tenant, message=message, destination="webhook", subscription=subscription, attempts=2
+    )
+    member = old.get_model("members", "Member").objects.create(tenant=tenant, external_id="ann")
+    event = old.get_model("events", "MemberEvent").objects.create(
+        tenant=tenant,
+        member=member,
+        source="pos",
+        event_id="e1",
+        type="transaction",
+        occurred_at=timezone.now(),
+        amount="12.50",
+        body_hash="h",
+        status="processed",
+    )
+    old.get_model("events", "MetricDay").objects.create(
+        tenant=tenant, member=member, day=timezone.now().date(), metric="spend", value=125_000
     )
     old_type = old.get_model("contenttypes", "ContentType").objects.get_or_create(app_label="events", model="delivery")
     old.get_model("auth", "Permission").objects.get_or_create(
@@ -70,3 +87,12 @@ def test_a_database_from_before_the_move_keeps_its_outbox_rows_and_permissions()
     permission = Permission.objects.get(codename="view_delivery")
     assert (permission.content_type.app_label, permission.content_type.model_class()) == ("outbox", Delivery)
     assert not ContentType.objects.filter(app_label="events", model="delivery").exists()
+    stored = MemberEvent.objects.get()
+    assert (stored.pk, stored.member.external_id, stored.ref, str(stored.amount)) == (
+        event.pk,
+        "ann",
+        "pos:e1",
+        "12.50",
+    )
+    assert (MetricDay.objects.get().metric, MetricDay.objects.get().value) == ("spend", 125_000)
+    assert ContentType.objects.get_for_model(MemberEvent).app_label == "members"
