@@ -3,7 +3,7 @@ module of ``simulation.api`` (validation, scenarios, ...) and adds its routes he
 
 from django.urls import URLPattern, URLResolver, path
 
-from simulation.api import scenarios
+from simulation.api import scenarios, validation
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("simulation/scenario", scenarios.ScenarioListCreateView.as_view(), name="simulation-scenario-list"),
@@ -13,4 +13,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
         scenarios.ScenarioPublishView.as_view(),
         name="simulation-scenario-publish",
     ),
+    path("simulation/validate", validation.ValidationView.as_view(), name="simulation-validate"),
 ]
