@@ -8,26 +8,27 @@ on subscription URLs, and one delivery attempt.
   previous secret.
 * Answers: 2xx delivered; 410 Gone disables the subscription; 429, 5xx, timeouts and network errors are
   retried; any other status is final (dead). Redirects are not followed (a 3xx is final).
-* URLs must be http(s) and resolve only to public addresses unless ``WEBHOOK_ALLOW_PRIVATE`` is set:
-  checked when a subscription is saved and again before every attempt (DNS can change in between).
+* URLs must pass the SSRF guard (``outbox.ssrf``): checked when a subscription is saved and again
+  before every attempt, whose connection then goes to the address that check approved (pinned, so a
+  DNS answer that changes in between cannot redirect it).
 """
 
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
-import socket
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
 from outbox.models import OutboxMessage, WebhookSubscription
+from outbox.ssrf import UnsafeURL, approve, pinned_request
+
+__all__ = ["UnsafeURL", "check_url", "classify", "new_secret", "send", "signature"]
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's prefix, not a secret
 
@@ -78,39 +79,22 @@ def headers_for(subscription: WebhookSubscription, message: OutboxMessage, body:
     }
 
 
-class UnsafeURL(ValueError):
-    pass
-
-
 def check_url(url: str) -> None:
-    """Raise :class:`UnsafeURL` unless ``url`` is http(s) and every address it resolves to is public
-    (or ``WEBHOOK_ALLOW_PRIVATE`` is set)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURL("Only http and https URLs with a host.")
-    if settings.WEBHOOK_ALLOW_PRIVATE:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeURL(f"The host does not resolve ({exc}).") from exc
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeURL(f"The host resolves to a non-public address ({address}).")
+    """Raise :class:`UnsafeURL` unless ``url`` passes the SSRF guard (``outbox.ssrf.approve``)."""
+    approve(url)
 
 
 def send(subscription: WebhookSubscription, message: OutboxMessage, now: datetime) -> Outcome:
     """One attempt: POST the signed envelope and classify the answer."""
     try:
-        check_url(subscription.url)
+        target = approve(subscription.url)
     except UnsafeURL as exc:
         return Outcome("dead", error=f"unsafe URL: {exc}")
     body = body_of(message)
     try:
         with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False) as client:
-            response = client.post(
-                subscription.url, content=body, headers=headers_for(subscription, message, body, now)
+            response = pinned_request(
+                client, "POST", target, content=body, headers=headers_for(subscription, message, body, now)
             )
     except httpx.TimeoutException as exc:
         return Outcome("retry", error=f"timeout: {type(exc).__name__}")
