@@ -9,8 +9,7 @@ import pytest
 from audit.models import AuditEntry
 from benefits.models import Benefit
 from config import inputs
-from events.models import MemberEvent
-from members.models import Member
+from members.models import Member, MemberEvent
 from outbox.models import OutboxMessage
 from tests.factories import MemberFactory
 from tests.helpers import assert_problem
