@@ -148,7 +148,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("EVENT_SWEEP_INTERVAL", default=60.0),
     },
     "expire-benefit-grants": {"task": "benefits.expire_grants", "schedule": 300.0},
-    "review-tiers": {"task": "tiers.review", "schedule": crontab(minute=15, hour="*/6")},
+    "review-tiers": {"task": "events.review_tiers", "schedule": crontab(minute=15, hour="*/6")},
     "purge-idempotency-keys": {"task": "tenancy.purge_idempotency_keys", "schedule": crontab(minute=5)},
 }
 # The sweeper re-enqueues events still ``received`` this many seconds after arrival (a lost task).

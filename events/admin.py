@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from events.services import replay_event
+from events.ingestion import replay_event
 from members.models import MemberEvent
 from tenancy.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from events.api.serializers import EventInputSerializer
-from events.services import ingest_event
+from events.ingestion import ingest_event
 from members.models import Member, MemberEvent
 from tenancy.models import Tenant
 

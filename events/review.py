@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.db import advisory_lock
-from events.services import REVIEW_KINDS, evaluate_member_now
+from events.evaluation import REVIEW_KINDS, evaluate_member_now
 from members.models import Member
 from tenancy.models import Tenant
 from tiers.models import TierReview

@@ -19,8 +19,8 @@ def member_events(*, tenant: Tenant) -> QuerySet[MemberEvent]:
 
 def tier_progress(*, tenant: Tenant, member: Member) -> dict[int, dict[str, Any] | None]:
     """Per tier type id, what the member still needs for the next tier (``tiers.engine.progress``)."""
+    from events.evaluation import metrics_window_start
     from events.metrics import daily_metrics
-    from events.services import metrics_window_start
 
     now = timezone.now()
     tz = ZoneInfo(tenant.timezone)

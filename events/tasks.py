@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from config.db import advisory_lock
 from config.metrics import EVENTS_PROCESSED, TASK_RETRIES
-from events.services import MAX_ATTEMPTS, process_member_events, record_failure
+from events.evaluation import MAX_ATTEMPTS, process_member_events, record_failure
+from events.review import review_all
 from members.models import MemberEvent
 
 logger = logging.getLogger("privilege.events")
@@ -17,7 +18,7 @@ logger = logging.getLogger("privilege.events")
 
 @shared_task(name="events.evaluate_member_events", bind=True, acks_late=True, max_retries=MAX_ATTEMPTS - 1)
 def evaluate_member_events(self, member_id: int) -> int:
-    """Evaluate one member's pending events as one run (``events.services.process_member_events``).
+    """Evaluate one member's pending events as one run (``events.evaluation.process_member_events``).
 
     Any failure is recorded on the pending events (``failed``) and retried with exponential backoff;
     after the last attempt they are ``dead`` (visible in the admin, replayable). Returns how many events
@@ -66,10 +67,8 @@ def sweep_received(older_than_seconds: float | None = None, limit: int = 5000) -
         return len(members)
 
 
-@shared_task(name="tiers.review", acks_late=True)
+@shared_task(name="events.review_tiers", acks_late=True)
 def review_tiers() -> int:
     """Periodic: the tier review of every tenant (see ``events.review``)."""
-    from events.review import review_all
-
     reviews = review_all()
     return -1 if reviews is None else sum(r.changes for r in reviews)

@@ -45,9 +45,10 @@ from events.api.serializers import (
     WebhookSubscriptionOutputSerializer,
     WebhookSubscriptionSecretOutputSerializer,
 )
+from events.evaluation import REVIEW_KINDS, evaluate_member_now
+from events.ingestion import ingest_batch, ingest_event
 from events.publish import publish_event
 from events.selectors import member_events
-from events.services import REVIEW_KINDS, evaluate_member_now, ingest_batch, ingest_event
 from members.api.serializers import MemberTierOutputSerializer
 from members.models import MemberEvent
 from members.selectors import get_member, member_tiers

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.api.serializers import EventInputSerializer
-from events.services import ingest_event
+from events.ingestion import ingest_event
 from members.models import MetricDay
 from members.services import Registration, register_member
 from tests.factories import TenantFactory, hotel_ladder

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from events import services as event_services
-from events.services import replay_event
+from events import evaluation, ingestion
+from events.ingestion import replay_event
 from events.tasks import evaluate_member_events, sweep_received
 from members.models import MemberEvent, MetricDay
 from tests.events.test_ingestion import stay
@@ -50,9 +50,7 @@ def test_async_replay_is_the_original_202(api, ann, django_capture_on_commit_cal
 
 
 def test_task_is_idempotent(ann):
-    event_services.ingest_event(
-        tenant=ann.tenant, member_id="ann", data=_validated(stay()), actor="t", asynchronous=True
-    )
+    ingestion.ingest_event(tenant=ann.tenant, member_id="ann", data=_validated(stay()), actor="t", asynchronous=True)
     assert evaluate_member_events.apply(args=(ann.pk,)).get() == 1
     assert evaluate_member_events.apply(args=(ann.pk,)).get() == 0  # nothing pending: no second effect
     assert sum(MetricDay.objects.filter(member=ann, metric="quantity:nights").values_list("value", flat=True)) == (
@@ -61,7 +59,7 @@ def test_task_is_idempotent(ann):
 
 
 def test_failures_are_retried_then_dead_and_replayable(ann, monkeypatch, django_capture_on_commit_callbacks):
-    event, _ = event_services.ingest_event(
+    event, _ = ingestion.ingest_event(
         tenant=ann.tenant, member_id="ann", data=_validated(stay()), actor="t", asynchronous=True
     )
     calls = {"n": 0}
@@ -76,8 +74,8 @@ def test_failures_are_retried_then_dead_and_replayable(ann, monkeypatch, django_
     event.refresh_from_db()
     assert (event.status, event.attempts, calls["n"]) == (
         "dead",
-        event_services.MAX_ATTEMPTS,
-        event_services.MAX_ATTEMPTS,
+        evaluation.MAX_ATTEMPTS,
+        evaluation.MAX_ATTEMPTS,
     )
     assert event.last_error == "ConnectionError: database went away"
     assert MetricDay.objects.count() == 0
@@ -92,7 +90,7 @@ def test_failures_are_retried_then_dead_and_replayable(ann, monkeypatch, django_
 
 
 def test_sweeper_reenqueues_events_left_received(ann, eager_tasks):
-    event, _ = event_services.ingest_event(
+    event, _ = ingestion.ingest_event(
         tenant=ann.tenant, member_id="ann", data=_validated(stay()), actor="t", asynchronous=True
     )
     assert sweep_received(older_than_seconds=60) == 0  # too recent: its task may still be on the way

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from events.ingestion import ingest_event
 from events.metrics import daily_metrics
-from events.services import ingest_event
 from members.models import MemberEvent
 from members.services import Registration, register_member
 from tests.concurrency import race

@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from benefits.models import Benefit, EventCode, TierBenefitMapping
-from events.services import process_member_events
+from events.evaluation import process_member_events
 from members.models import MemberEvent
 from points.models import PointConversionRule
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.api.serializers import EventInputSerializer
-from events.services import ingest_event
+from events.ingestion import ingest_event
 from members.services import Registration, register_member
 from points.models import PointBucket, PointConversionRule, PointPolicy, PointTransaction
 from tests.factories import TenantFactory

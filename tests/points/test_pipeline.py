@@ -211,7 +211,7 @@ def test_no_points_for_suspended_members(api, tenant, program, ann):
 
 def _ingest(tenant, member_id: str, body: dict):
     from events.api.serializers import EventInputSerializer
-    from events.services import ingest_event
+    from events.ingestion import ingest_event
 
     serializer = EventInputSerializer(data=body)
     serializer.is_valid(raise_exception=True)
