@@ -62,9 +62,9 @@ from benefits.engine import campaign_benefits
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit
 from benefits.services import benefit_catalog, criteria_judge, grant_benefit
 from config.errors import Conflict, DomainError, Invalid, NotFound
+from members.errors import MemberNotFound
 from members.locks import lock_member
 from members.models import Member
-from members.selectors import MemberNotFound
 from outbox.emit import emit
 from points.models import PointTransaction
 from tenancy.models import Tenant

@@ -45,6 +45,7 @@ from benefits.models import (
     TierBenefitMapping,
 )
 from config.errors import Conflict, Invalid, NotFound
+from members.errors import MemberErased
 from members.locks import lock_member
 from members.models import Member
 from outbox.emit import emit
@@ -460,8 +461,6 @@ def sync_tier_benefits(*, tenant: Tenant, member: Member, actor: Any, now: datet
 
 # --- a member's grants: re-evaluation, eligibility, claims, revocation, expiry ----------------------
 def _refuse_erased(member: Member) -> None:
-    from tiers.services import MemberErased  # tiers.services imports this module
-
     if member.status == Member.Status.ERASED:
         raise MemberErased()
 

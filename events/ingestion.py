@@ -15,10 +15,12 @@ from audit.services import record_audit
 from config.errors import DomainError, IdempotencyConflict, Invalid
 from config.tracing import current_request_id
 from events.evaluation import event_result, process_event_locked
+from events.registration import register_member
 from events.tasks import evaluate_member_events
+from members.errors import MemberNotFound
 from members.locks import lock_member
 from members.models import Member, MemberEvent
-from members.selectors import MemberNotFound
+from members.services import Registration
 from tenancy.models import Tenant
 
 MAX_FUTURE = timedelta(minutes=5)
@@ -90,8 +92,6 @@ def ingest_event(
         if member is None:
             if not tenant.auto_enroll:
                 raise MemberNotFound()
-            from members.services import Registration, register_member
-
             member, _ = register_member(tenant=tenant, registration=Registration(external_id=member_id), actor=actor)
             member = lock_member(member)
         existing = MemberEvent.objects.filter(tenant=tenant, source=data["source"], event_id=data["event_id"]).first()

@@ -19,9 +19,10 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from audit.services import record_audit
-from config.errors import Conflict, Invalid
+from config.errors import Invalid
 from config.tracing import current_request_id
 from events.models import Notification
+from members.errors import MemberErased
 from members.models import Member
 from outbox.emit import emit
 from tenancy.models import Tenant
@@ -30,11 +31,6 @@ TEMPLATE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 MAX_DATA_BYTES = 16 * 1024
 # What each channel needs on the member's profile to reach them (push goes to the member's id).
 RECIPIENT_FIELD: dict[str, str] = {Notification.Channel.EMAIL: "email", Notification.Channel.SMS: "mobile"}
-
-
-class MemberErased(Conflict):
-    code = "member_erased"
-    default_detail = "The member's personal data was erased; they cannot be notified."
 
 
 def validate_request(*, channel: str, template: str, data: Any) -> None:
@@ -65,7 +61,7 @@ def request_notification(
     if member.tenant_id != tenant.pk:
         raise ValueError("The member belongs to another tenant.")
     if member.status == Member.Status.ERASED:
-        raise MemberErased()
+        raise MemberErased("The member's personal data was erased; they cannot be notified.")
     field = RECIPIENT_FIELD.get(channel)
     if field and not getattr(member, field):
         raise Invalid(errors={"channel": [f"The member has no {field} to send a {channel} to."]})

@@ -9,8 +9,8 @@ from django.db import transaction
 
 from audit.services import record_audit
 from config.errors import Invalid
+from members.errors import MemberNotFound
 from members.models import Member
-from members.selectors import MemberNotFound
 from outbox.emit import emit
 from outbox.models import MESSAGE_TYPES, OutboxMessage
 from tenancy.models import Tenant

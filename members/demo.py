@@ -4,8 +4,9 @@ share of them matched or invited to higher tiers the way a program's launch woul
 import random
 from typing import Any
 
+from events.registration import register_member
 from members.models import Member
-from members.services import Registration, register_member
+from members.services import Registration
 from tenancy.models import Tenant
 from tiers.models import Tier
 from tiers.services import change_member_tier

@@ -2,15 +2,10 @@
 
 from django.db.models import Prefetch, QuerySet
 
-from config.errors import NotFound
+from members.errors import MemberNotFound
 from members.models import Member
 from tenancy.models import Tenant
 from tiers.models import MemberTierAssignment
-
-
-class MemberNotFound(NotFound):
-    code = "member_not_found"
-    default_detail = "No member with this id."
 
 
 def members(*, tenant: Tenant) -> QuerySet[Member]:

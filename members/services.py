@@ -1,4 +1,5 @@
-"""Member writes: registration (DOMAIN §2)."""
+"""Member writes (DOMAIN §2): the member row of a registration, profile updates, the IAM link. The
+whole registration (default tiers, benefits, welcome points) is ``events.registration``."""
 
 import re
 from dataclasses import dataclass
@@ -6,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from audit.services import record_audit
 from config.errors import Conflict, Invalid
@@ -66,34 +67,10 @@ class Registration:
         )
 
 
-def register_member(*, tenant: Tenant, registration: Registration, actor: Any) -> tuple[Member, bool]:
-    """Register a member, idempotently on ``external_id``: returns ``(member, created)``.
-
-    A repeat with the same details returns the existing member (``created=False``); different details
-    are a 409 ``member_conflict``. A new member gets the default tier of every active tier type, the
-    tenant's welcome points, an audit entry and a ``member.created`` message, all in one transaction.
-    Two concurrent registrations of one ``external_id`` create one member: the loser of the
-    unique-constraint race re-reads it.
-    """
-    registration = registration.normalized()
-    registration.validate()
-    existing = Member.objects.filter(tenant=tenant, external_id=registration.external_id).first()
-    if existing is None:
-        try:
-            return _create_member(tenant=tenant, registration=registration, actor=actor), True
-        except IntegrityError:
-            existing = Member.objects.get(tenant=tenant, external_id=registration.external_id)
-    if not registration.matches(existing):
-        raise MemberConflict()
-    return existing, False
-
-
-@transaction.atomic
-def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) -> Member:
-    from benefits.services import sync_tier_benefits
-    from points.services import grant_welcome_points
-    from tiers.services import assign_default_tiers_locked
-
+def create_member(*, tenant: Tenant, registration: Registration, actor: Any) -> Member:
+    """The member's own part of a registration, in the caller's transaction: the row (validated), its
+    audit entry and the ``member.created`` message. Tiers, benefits and welcome points are the
+    registration workflow's (``events.registration``)."""
     member = Member(
         tenant=tenant,
         external_id=registration.external_id,
@@ -119,9 +96,6 @@ def _create_member(*, tenant: Tenant, registration: Registration, actor: Any) ->
         occurred_at=member.registered_at,
         data={"external_id": member.external_id, "status": member.status, "registered_at": member.registered_at},
     )
-    assign_default_tiers_locked(tenant=tenant, member=member, actor=actor, now=member.registered_at)
-    sync_tier_benefits(tenant=tenant, member=member, actor=actor, now=member.registered_at)
-    grant_welcome_points(tenant=tenant, member=member, actor=actor)
     return member
 
 

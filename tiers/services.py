@@ -16,6 +16,7 @@ from audit.services import describe_actor, record_audit
 from benefits.services import sync_tier_benefits
 from config.errors import Conflict, Invalid, NotFound
 from config.tracing import current_request_id
+from members.errors import MemberErased
 from members.locks import lock_member
 from members.models import Member
 from outbox.emit import emit
@@ -42,11 +43,6 @@ class TierImmutable(Conflict):
 class InvitationNotUpward(Conflict):
     code = "invitation_not_upward"
     default_detail = "An invitation can only move a member up."
-
-
-class MemberErased(Conflict):
-    code = "member_erased"
-    default_detail = "The member was erased; their tiers cannot change."
 
 
 class AssignmentNotFound(NotFound):

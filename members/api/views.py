@@ -25,6 +25,7 @@ from config.api import (
 )
 from config.errors import Invalid
 from events.api.serializers import PointQuoteInputSerializer
+from events.registration import register_member
 from events.selectors import tier_progress
 from members.api.serializers import (
     MemberBenefitApplyOutputSerializer,
@@ -44,7 +45,7 @@ from members.api.serializers import (
 )
 from members.models import Member
 from members.selectors import get_member, member_tiers, members
-from members.services import Registration, register_member
+from members.services import Registration
 from points.selectors import member_point_totals, member_points, quote_event_points
 from points.types import PointEvent
 from tenancy.idempotency import idempotent

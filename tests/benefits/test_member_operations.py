@@ -826,7 +826,8 @@ def test_revoke_needs_change_permission(client, tenant, lounge_grant):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_ten_concurrent_claims_of_a_three_use_grant_succeed_exactly_three_times(api_client_for):
-    from members.services import Registration, register_member
+    from events.registration import register_member
+    from members.services import Registration
 
     tenant = TenantFactory(slug="claims")
     _, tiers, _ = hotel_ladder(tenant)

@@ -109,7 +109,8 @@ def test_limited_quantity_is_first_come_and_the_result_says_so(api, tenant, prog
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_300_members_qualifying_at_once_get_exactly_100():
-    from members.services import Registration, register_member
+    from events.registration import register_member
+    from members.services import Registration
     from tiers.services import change_member_tier
 
     tenant = TenantFactory(slug="rush")

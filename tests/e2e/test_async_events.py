@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from events.registration import register_member
 from members.models import MemberEvent
-from members.services import Registration, register_member
+from members.services import Registration
 from tests.factories import TenantFactory, hotel_ladder
 from tiers.models import MemberTierAssignment
 

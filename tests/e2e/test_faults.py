@@ -36,9 +36,10 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
+from events.registration import register_member
 from integrations.adapters import IAM_TYPES
 from members.models import Member, MemberEvent, MetricDay
-from members.services import Registration, register_member
+from members.services import Registration
 from outbox.models import Delivery, OutboxMessage, WebhookSubscription
 from outbox.webhooks import new_secret
 from points.models import PointConversionRule, PointTransaction

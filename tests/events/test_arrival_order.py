@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from events.api.serializers import EventInputSerializer
 from events.ingestion import ingest_event
+from events.registration import register_member
 from members.models import MetricDay
-from members.services import Registration, register_member
+from members.services import Registration
 from tests.factories import TenantFactory, hotel_ladder
 from tiers.models import MemberTierAssignment
 

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from events.ingestion import ingest_event
 from events.metrics import daily_metrics
+from events.registration import register_member
 from members.models import MemberEvent
-from members.services import Registration, register_member
+from members.services import Registration
 from tests.concurrency import race
 from tests.events.test_async_and_batch import _validated
 from tests.events.test_ingestion import stay

@@ -11,8 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from events.registration import register_member
 from members.models import Member
-from members.services import Registration, register_member
+from members.services import Registration
 from outbox import relay
 from outbox import services as outbox_services
 from outbox.emit import emit

@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from config.errors import Invalid
 from events.publish import publish_event
-from members.selectors import MemberNotFound
+from members.errors import MemberNotFound
 from outbox import services as subscriptions
 from outbox.emit import emit
 from outbox.models import Delivery, OutboxMessage, WebhookSubscription

@@ -10,8 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from events.registration import register_member
 from members.models import Member, MemberEvent
-from members.services import Registration, register_member
+from members.services import Registration
 from outbox.models import OutboxMessage
 from tests.factories import MemberFactory, TenantMembershipFactory, UserFactory, hotel_ladder
 from tiers.models import MemberTierAssignment, MemberTierChange

@@ -5,8 +5,9 @@ import threading
 import pytest
 from django.db import connection
 
+from events.registration import register_member
 from members.models import Member
-from members.services import Registration, register_member
+from members.services import Registration
 from outbox.models import OutboxMessage
 from tests.factories import TenantFactory, hotel_ladder
 from tiers.models import MemberTierAssignment

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from events.api.serializers import EventInputSerializer
 from events.ingestion import ingest_event
-from members.services import Registration, register_member
+from events.registration import register_member
+from members.services import Registration
 from points.models import PointBucket, PointConversionRule, PointPolicy, PointTransaction
 from tests.factories import TenantFactory
 

@@ -221,7 +221,8 @@ def _ingest(tenant, member_id: str, body: dict):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_50_threads_under_a_daily_cap_reach_it_exactly():
-    from members.services import Registration, register_member
+    from events.registration import register_member
+    from members.services import Registration
 
     tenant = TenantFactory(slug="capped", timezone="Asia/Bangkok")
     hotel_ladder(tenant)
@@ -237,7 +238,8 @@ def test_50_threads_under_a_daily_cap_reach_it_exactly():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_campaign_pool_across_members_is_never_overdrawn():
-    from members.services import Registration, register_member
+    from events.registration import register_member
+    from members.services import Registration
 
     tenant = TenantFactory(slug="pool", timezone="Asia/Bangkok")
     hotel_ladder(tenant)
