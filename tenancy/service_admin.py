@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured, ValidationError
 from django.db import transaction
@@ -110,8 +110,9 @@ def with_service_errors(cls: type, request: HttpRequest) -> type:
     return type(cls.__name__, (cls,), {"service_errors": refusal.errors})
 
 
-class ServiceAdmin(TenantScopedHistoryAdmin):
-    """A history-tracked configuration admin whose writes are the services'."""
+class ServiceAdminMixin(admin.ModelAdmin):
+    """Writes through services, refusals shown on the form: put it before a tenant-scoped admin
+    (:class:`ServiceAdmin` for history-tracked models, ``TenantScopedAdmin`` for the others)."""
 
     form = ServiceForm
 
@@ -165,24 +166,10 @@ class ServiceAdmin(TenantScopedHistoryAdmin):
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
         def view() -> HttpResponse:
-            return super(ServiceAdmin, self).changeform_view(request, object_id, form_url, extra_context)
+            return super(ServiceAdminMixin, self).changeform_view(request, object_id, form_url, extra_context)
 
         try:
             return view()  # atomic: a refusal rolls back the object, its inlines and the log entry
-        except ServiceRefused as refusal:
-            return self._render_refusal(request, refusal, view)
-
-    def history_form_view(
-        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
-    ) -> HttpResponse:
-        """simple-history's revert page: the revert is saved by ``save_model``, so by the service."""
-
-        def view() -> HttpResponse:
-            with transaction.atomic():
-                return super(ServiceAdmin, self).history_form_view(request, object_id, version_id, extra_context)
-
-        try:
-            return view()
         except ServiceRefused as refusal:
             return self._render_refusal(request, refusal, view)
 
@@ -198,6 +185,24 @@ class ServiceAdmin(TenantScopedHistoryAdmin):
                 current_app=self.admin_site.name,
             )
             return HttpResponseRedirect(url)
+
+
+class ServiceAdmin(ServiceAdminMixin, TenantScopedHistoryAdmin):
+    """A history-tracked configuration admin whose writes are the services'."""
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        """simple-history's revert page: the revert is saved by ``save_model``, so by the service."""
+
+        def view() -> HttpResponse:
+            with transaction.atomic():
+                return super(ServiceAdmin, self).history_form_view(request, object_id, version_id, extra_context)
+
+        try:
+            return view()
+        except ServiceRefused as refusal:
+            return self._render_refusal(request, refusal, view)
 
 
 def _moment(value: datetime) -> str:
