@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "config",  # before staticfiles: its runserver reads chunked bodies (config/chunked.py)
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
