@@ -110,7 +110,12 @@ def with_service_errors(cls: type, request: HttpRequest) -> type:
     return type(cls.__name__, (cls,), {"service_errors": refusal.errors})
 
 
-class ServiceAdminMixin(admin.ModelAdmin):
+# Typed as Any like simple-history's admin, so the admins built on this keep the loose signatures
+# (formfield_for_*, get_fields) they were written against.
+_ModelAdmin: Any = admin.ModelAdmin
+
+
+class ServiceAdminMixin(_ModelAdmin):
     """Writes through services, refusals shown on the form: put it before a tenant-scoped admin
     (:class:`ServiceAdmin` for history-tracked models, ``TenantScopedAdmin`` for the others)."""
 
