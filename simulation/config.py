@@ -26,6 +26,7 @@ class Program:
     policy: Policy
     tier_multipliers: dict[int, Decimal]  # tier id → point multiplier
     tz: ZoneInfo
+    tenant: Tenant  # read for its time zone by metric contributions
     point_value: Decimal = Decimal(0)
 
     def tier_type(self, tier_type_id: int) -> TierTypeSpec | None:
@@ -80,5 +81,6 @@ def program(tenant: Tenant, scenario: Scenario | None = None) -> Program:
         policy=policy_spec(stored),
         tier_multipliers={t.pk: overrides.get(t.pk, t.point_multiplier) for t in tiers},
         tz=ZoneInfo(tenant.timezone),
+        tenant=tenant,
         point_value=stored.point_value if stored else Decimal(0),
     )
