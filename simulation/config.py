@@ -2,10 +2,14 @@
 scenario (its draft rules and modifiers in, the excluded ones out, tier multipliers overridden), as
 the pure engines read it. Built with the same spec builders live evaluation uses."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from benefits.engine import BenefitSpec, TierMappingSpec
+from benefits.models import TierBenefitMapping
+from benefits.services import benefit_catalog
 from points.models import ConfigStatus, PointConversionRule, PointModifier, PointPolicy
 from points.selectors import conversion_rule_spec, modifier_spec, policy_spec
 from points.types import ConversionRuleSpec, ModifierSpec, Policy
@@ -26,8 +30,11 @@ class Program:
     policy: Policy
     tier_multipliers: dict[int, Decimal]  # tier id → point multiplier
     tz: ZoneInfo
-    tenant: Tenant  # read for its time zone by metric contributions
+    tenant: Tenant | None = None  # read for its time zone by metric contributions (replays need it)
     point_value: Decimal = Decimal(0)
+    benefits: Mapping[int, BenefitSpec] = field(default_factory=dict)
+    benefit_mappings: tuple[TierMappingSpec, ...] = ()
+    type_priority: Mapping[int, int] = field(default_factory=dict)
 
     def tier_type(self, tier_type_id: int) -> TierTypeSpec | None:
         return next((t for t in self.tier_types if t.id == tier_type_id), None)
@@ -83,4 +90,10 @@ def program(tenant: Tenant, scenario: Scenario | None = None) -> Program:
         tz=ZoneInfo(tenant.timezone),
         tenant=tenant,
         point_value=stored.point_value if stored else Decimal(0),
+        benefits=benefit_catalog(tenant),
+        benefit_mappings=tuple(
+            TierMappingSpec(m.tier_id, m.tier.tier_type_id, m.tier.rank, m.benefit_id, m.inheritable, m.tier.code)
+            for m in TierBenefitMapping.objects.filter(tenant=tenant).select_related("tier")
+        ),
+        type_priority={t.pk: t.priority for t in types},
     )

@@ -34,12 +34,14 @@ from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
+from benefits.engine import HeldTier, tier_benefits
 from events.metrics import contributions, points_contributions
 from points.buckets import award_buckets, bucket_keys, capped_bucket_names, cut_by_period, horizon
 from points.engine import calculate, point_event, reallocate, refund_reversals
 from points.types import Award, LaterEarn
 from simulation.config import Program
-from tiers.engine import enroll, evaluate, grant_claim, settle, with_manual_grant
+from tenancy.models import Tenant
+from tiers.engine import criteria_hold, enroll, evaluate, grant_claim, settle, with_manual_grant
 from tiers.types import AssignmentSnapshot, DailyMetrics, MemberSnapshot
 
 REVIEW_KINDS = frozenset({"demotion", "expiry", "time_bound_end"})
@@ -98,6 +100,7 @@ class MemberOutcome:
     event_points: dict[int, int]  # event pk → net points (earned, reversed, adjusted)
     rule_hits: Counter[tuple[str, int]]  # ("promotion"|"demotion"|"points", rule id) → hits
     events: int
+    benefits: frozenset[int] = frozenset()  # tier benefits the member is entitled to at the end
 
 
 @dataclass
@@ -172,11 +175,15 @@ def replay(
             _step(forked, history, scenario, kind, item, at)
     if scenario is not None and forked is None:
         forked = state.fork()
+    last = end or (steps[-1][0] if steps else history.member.registered_at)
     if end is not None:
         _evaluate(state, history, baseline, end, "review", None)
         if forked is not None and scenario is not None:
             _evaluate(forked, history, scenario, end, "review", None)
-    return _outcome(state), (_outcome(forked) if forked is not None else None)
+    base = _outcome(state, history, baseline, last)
+    if forked is None or scenario is None:
+        return base, None
+    return base, _outcome(forked, history, scenario, last)
 
 
 def _steps(history: MemberHistory, end: datetime | None) -> Iterator[tuple[datetime, int, Any]]:
@@ -236,11 +243,17 @@ def _run(state: _State, history: MemberHistory, program: Program, events: list[E
         else:
             points = 0
         state.event_points[event.pk] += points
-        _add(state, contributions(event, program.tenant, original=original, points=points))
+        _add(state, contributions(event, _tenant(program), original=original, points=points))
     latest = max(event.occurred_at for event in events)
     if state.last_event_at is None or latest > state.last_event_at:
         state.last_event_at = latest
     _evaluate(state, history, program, now, "auto", None)
+
+
+def _tenant(program: Program) -> Tenant:
+    if program.tenant is None:
+        raise ValueError("A replay needs the program's tenant (simulation.config.program sets it).")
+    return program.tenant
 
 
 def _add(state: _State, values: dict[tuple[date, str], Decimal]) -> None:
@@ -338,7 +351,7 @@ def _reallocate(state: _State, program: Program, event: EventRecord, awards: tup
         earn.adjusted += delta
         _count(state, earn.rule_id, bucket_keys(earn.event.occurred_at, program.tz), delta)
         state.event_points[earn.event.pk] += delta
-        _add(state, points_contributions(earn.event, program.tenant, delta))
+        _add(state, points_contributions(earn.event, _tenant(program), delta))
     return outcome.awards
 
 
@@ -394,13 +407,40 @@ def _evaluate(
         state.assignments[spec.id] = settle(assignment, decision, now, source)
 
 
-def _outcome(state: _State) -> MemberOutcome:
+def _outcome(state: _State, history: MemberHistory, program: Program, now: datetime) -> MemberOutcome:
     return MemberOutcome(
         tiers={tt: a.tier_id for tt, a in state.assignments.items()},
         points=sum(state.event_points.values()),
         event_points=dict(state.event_points),
         rule_hits=Counter(state.hits),
         events=state.events,
+        benefits=_benefits(state, history, program, now),
+    )
+
+
+def _benefits(state: _State, history: MemberHistory, program: Program, now: datetime) -> frozenset[int]:
+    """``benefits.engine.tier_benefits`` for the tiers held at the end (conditional benefits judged on
+    the replayed metrics)."""
+    if not program.benefit_mappings:
+        return frozenset()
+    held = []
+    for tier_type_id, assignment in state.assignments.items():
+        spec = program.tier_type(tier_type_id)
+        tier = spec.tier(assignment.tier_id) if spec is not None else None
+        if tier is not None:
+            held.append(
+                HeldTier(tier.id, tier_type_id, tier.rank, tier.code, program.type_priority.get(tier_type_id, 0))
+            )
+    metrics = DailyMetrics(state.days)
+    member = replace(history.member, last_event_at=state.last_event_at)
+
+    def holds(criteria: tuple) -> bool:
+        return criteria_hold(criteria, metrics=metrics, member=member, now=now, tz=program.tz)
+
+    return frozenset(
+        tier_benefits(
+            catalog=program.benefits, mappings=program.benefit_mappings, held=held, now=now, criteria_hold=holds
+        )
     )
 
 

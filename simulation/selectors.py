@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from points.models import ConfigStatus, PointConversionRule, PointModifier
 from points.selectors import conversion_rule_spec, modifier_spec
 from simulation.config import Program, program
-from simulation.models import Scenario
+from simulation.models import AffectedMember, Scenario, SimulationRun
 from simulation.validation import (
     CONVERSION_RULE,
     MODIFIER,
@@ -81,3 +81,13 @@ def _with_draft(live: Program, obj: models.Model) -> Program:
     if isinstance(obj, PointModifier) and obj.status == ConfigStatus.DRAFT:
         return replace(live, modifiers=(*live.modifiers, modifier_spec(obj)))
     return live
+
+
+def simulation_runs(*, tenant: Tenant) -> QuerySet[SimulationRun]:
+    """The tenant's backtests, latest first."""
+    return SimulationRun.objects.filter(tenant=tenant).select_related("scenario", "tier_type")
+
+
+def affected_members(*, run: SimulationRun) -> QuerySet[AffectedMember]:
+    """The members a run found affected, in the order they were found."""
+    return AffectedMember.objects.filter(run=run).order_by("id")

@@ -132,6 +132,7 @@ def populate(tenant, program, *, members: int, seed: int = 7) -> list[str]:
             out.append(("manual", item[1], {"tier": rng.choice([gold, gourmet])}))
         posted.append((item[1], item[2]))
     refunded: dict[tuple[str, str], Decimal] = {}
+    refunds = 0
     for kind, member_id, body in out:
         if kind == "event":
             post_event(tenant, member_id, body)
@@ -142,11 +143,12 @@ def populate(tenant, program, *, members: int, seed: int = 7) -> list[str]:
             if part <= 0:
                 continue
             refunded[key] = refunded.get(key, Decimal(0)) + part
+            refunds += 1
             post_event(
                 tenant,
                 member_id,
                 {
-                    "event_id": f"{body['event_id']}-r{len(refunded)}",
+                    "event_id": f"{body['event_id']}-r{refunds}",
                     "source": "pos",
                     "type": "refund",
                     "refund_of": body["event_id"],
