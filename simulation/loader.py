@@ -6,8 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 
-from events.models import MemberEvent
-from members.models import Member
+from members.models import Member, MemberEvent
 from simulation.kernel import FACT_SOURCES, REVIEW_KINDS, EventRecord, MemberHistory, TierFact
 from tenancy.models import Tenant
 from tiers.models import MemberTierChange

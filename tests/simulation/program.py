@@ -10,9 +10,10 @@ from decimal import Decimal
 from django.utils import timezone
 
 from events.api.serializers import EventInputSerializer
-from events.services import ingest_event
+from events.ingestion import ingest_event
+from events.registration import register_member
 from members.models import Member
-from members.services import Registration, register_member
+from members.services import Registration
 from points.models import PointConversionRule, PointModifier, PointPolicy
 from tests.factories import PromotionRuleFactory, TierFactory, TierTypeFactory, hotel_ladder
 from tiers.models import Tier

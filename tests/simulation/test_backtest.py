@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from config.api import SCOPE_READ, SCOPE_WRITE
-from events.services import evaluate_member_now
+from events.evaluation import evaluate_member_now
 from members.models import Member
 from simulation.config import program
 from simulation.kernel import replay
