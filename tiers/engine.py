@@ -35,7 +35,7 @@ Choices where DOMAIN.md is silent (each is tested):
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from tiers.types import (
@@ -569,10 +569,13 @@ def metrics_since(spec: TierTypeSpec, now: datetime, tz: tzinfo, enrolled_at: da
     return local_day(start, tz) - timedelta(days=max(windows))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else format(value.normalize(), "f")
-    return value
+def readable(value: Decimal | None, *, up: bool) -> int | float | None:
+    """A metric as a person reads it: a whole number as an integer, anything else to two decimals
+    (26.592 nights held reads 26.59; what is needed or remains rounds up, so it is never understated)."""
+    if value is None:
+        return None
+    rounded = value.quantize(Decimal("0.01"), rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return int(rounded) if rounded == rounded.to_integral_value() else float(rounded)
 
 
 def progress(
@@ -585,7 +588,8 @@ def progress(
 ) -> dict[str, Any] | None:
     """What is still needed for the next tier (DOMAIN §9): the lowest climbable tier above the current
     one that a promotion rule targets, and per rule and criterion the current value in the current
-    window, the required value and what remains. None at the top of the ladder."""
+    window, the required value and what remains, as numbers (:func:`readable`; null for attribute
+    criteria, which report only whether they are ``met``). None at the top of the ladder."""
     current = spec.tier(assignment.tier_id) or spec.default_tier()
     rules = [r for r in _ordered(spec.rules, "promotion") if r.effective(now)]
     targets = {r.target_tier_id for r in rules}
@@ -604,9 +608,11 @@ def progress(
         qualifies = qualifies or scope.matches(rule, start, today)
         for criterion in rule.criteria:
             value = scope.value(criterion, start, today, scope.void)
+            numeric = not criterion.metric.startswith("attribute:")
+            have = (_decimal(value) or Decimal(0)) if numeric else None
+            need = _decimal(criterion.value) if numeric else None
             remaining = None
-            if criterion.operator in ("gte", "gt") and (need := _decimal(criterion.value)) is not None:
-                have = _decimal(value) or Decimal(0)
+            if have is not None and need is not None and criterion.operator in ("gte", "gt"):
                 remaining = (
                     max(Decimal(0), need - have)
                     if criterion.operator == "gte"
@@ -617,9 +623,10 @@ def progress(
                     "rule": rule.code,
                     "metric": criterion.metric,
                     "operator": criterion.operator,
-                    "current": _plain(value),
-                    "required": criterion.value,
-                    "remaining": _plain(remaining),
+                    "current": readable(have, up=False),
+                    "required": readable(need, up=True),
+                    "remaining": readable(remaining, up=True),
+                    "met": compare(value, criterion.operator, criterion.value),
                 }
             )
     return {"next_tier": nxt.code, "qualifies": qualifies, "criteria": criteria}

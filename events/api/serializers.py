@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from config.serializers import ApiModelSerializer
 from events.publish import MAX_PUBLISH_DATA_BYTES, PUBLISHABLE_TYPES
+from members.api.serializers import MemberTierOutputSerializer
 from members.models import EVENT_TYPES, MemberEvent
 from outbox.models import MESSAGE_TYPES, Delivery, OutboxMessage, WebhookSubscription
 from outbox.services import MAX_GRACE_HOURS
@@ -170,7 +171,10 @@ class EventBatchOutputSerializer(serializers.Serializer):
 class TierEvaluationSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField()
     tier_changes = serializers.ListField(child=serializers.DictField())
-    tiers = serializers.ListField(child=serializers.DictField(), help_text="The member's tiers afterwards.")
+    tiers = MemberTierOutputSerializer(
+        many=True,
+        help_text="The member's tiers afterwards (as they stand, on a dry run), with progress as GET .../tier.",
+    )
 
 
 # --- webhook subscriptions, the outbox, published messages (DOMAIN §8) -----------------------------

@@ -48,7 +48,7 @@ from events.api.serializers import (
 from events.evaluation import REVIEW_KINDS, evaluate_member_now
 from events.ingestion import ingest_batch, ingest_event
 from events.publish import publish_event
-from events.selectors import member_events
+from events.selectors import member_events, tier_progress
 from members.api.serializers import MemberTierOutputSerializer
 from members.models import MemberEvent
 from members.selectors import get_member, member_tiers
@@ -172,11 +172,13 @@ class MemberTierEvaluateView(APIView):
         changes = evaluate_member_now(
             tenant=tenant, member=member, actor=request.user, kinds=self.kinds, dry_run=dry_run
         )
+        # The member's tiers as they now stand (unchanged by a dry run), with progress as GET .../tier.
+        context = {"progress": tier_progress(tenant=tenant, member=member)}
         return Response(
             {
                 "dry_run": dry_run,
                 "tier_changes": changes,
-                "tiers": MemberTierOutputSerializer(member_tiers(member=member), many=True).data,
+                "tiers": MemberTierOutputSerializer(member_tiers(member=member), many=True, context=context).data,
             }
         )
 

@@ -9,13 +9,24 @@ from members.models import Member
 from tiers.models import MemberTierAssignment
 
 
+@extend_schema_field({"type": "number", "nullable": True})
+class MetricNumberField(serializers.ReadOnlyField):
+    """A metric value as the engine renders it (``tiers.engine.readable``): a JSON number, an integer
+    when whole, else two decimals."""
+
+
 class ProgressCriterionSerializer(serializers.Serializer):
+    """One criterion of a rule to the next tier. Numeric metrics (spend, points, counts, quantities,
+    days) give numbers; attribute criteria give null in ``current``/``required``/``remaining`` and
+    say only whether they are ``met``."""
+
     rule = serializers.CharField()
     metric = serializers.CharField()
     operator = serializers.CharField()
-    current = serializers.JSONField()
-    required = serializers.JSONField()
-    remaining = serializers.JSONField(allow_null=True)
+    current = MetricNumberField(help_text="The member's value in the current window (rounded down to 2 decimals).")
+    required = MetricNumberField(help_text="The rule's threshold.")
+    remaining = MetricNumberField(help_text="What is still needed (gte/gt criteria; rounded up), else null.")
+    met = serializers.BooleanField(help_text="Whether the criterion holds now.")
 
 
 class ProgressSerializer(serializers.Serializer):

@@ -166,6 +166,7 @@ def test_tier_progress_says_what_is_still_needed(api, ladder):
                 "current": 10,
                 "required": 25,
                 "remaining": 15,
+                "met": False,
             },
             {
                 "rule": "hotel-gold-by-nights",
@@ -174,6 +175,7 @@ def test_tier_progress_says_what_is_still_needed(api, ladder):
                 "current": 1,
                 "required": 15,
                 "remaining": 14,
+                "met": False,
             },
         ],
     }
