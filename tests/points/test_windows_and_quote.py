@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from events.models import MemberEvent
+from members.models import MemberEvent
 from points.models import PointPolicy, PointTransaction
 from points.selectors import member_point_totals, point_windows
 from tests.points.test_pipeline import _rule, buy
