@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SECRET_KEY=$${SECRET_KEY:-lint-only} $(BIN)/mypy $(APPS)
+	$(BIN)/lint-imports
 	SECRET_KEY=$${SECRET_KEY:-lint-only} $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install

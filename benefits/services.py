@@ -45,13 +45,16 @@ from benefits.models import (
     TierBenefitMapping,
 )
 from config.errors import Conflict, Invalid, NotFound
+from events.metrics import daily_metrics
 from members.errors import MemberErased
 from members.locks import lock_member
 from members.models import Member
 from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
+from tiers.engine import criteria_hold
 from tiers.models import MemberTierAssignment, MemberTierChange, Tier
+from tiers.selectors import member_snapshot
 
 # The reason the re-evaluation writes on a grant it revokes because no held tier gives it any more.
 LOST_REASON = "tier no longer gives it"
@@ -345,10 +348,6 @@ def _tier_inputs(
 def criteria_judge(*, tenant: Tenant, member: Member, now: datetime) -> Callable[[tuple], bool]:
     """Whether criteria (DOMAIN §3.3) hold for the member now: of a conditional benefit, a campaign
     mapping. The member's metrics are read on the first question only."""
-    from events.metrics import daily_metrics
-    from tiers.engine import criteria_hold
-    from tiers.selectors import member_snapshot
-
     tz = ZoneInfo(tenant.timezone)
     loaded: dict[str, Any] = {}
 

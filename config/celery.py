@@ -6,6 +6,8 @@ import os
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
 
+from config.tracing import bind_request_id
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("privilege")
@@ -16,8 +18,6 @@ app.autodiscover_tasks()
 @task_prerun.connect
 def _bind_correlation_id(task_id: str | None = None, task=None, **_: object) -> None:
     """Log lines of a task carry the correlation id it was enqueued with (or the task id)."""
-    from config.tracing import bind_request_id
-
     headers = getattr(getattr(task, "request", None), "headers", None) or {}
     bind_request_id(str(headers.get("correlation_id") or task_id or ""))
 
@@ -26,6 +26,4 @@ def _bind_correlation_id(task_id: str | None = None, task=None, **_: object) -> 
 def _unbind_correlation_id(**_: object) -> None:
     """A task's id must not leak into whatever runs next in the same process (eager tasks run inside
     a request or a test; a worker runs the next task)."""
-    from config.tracing import bind_request_id
-
     bind_request_id("")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from config.api import problem_for_exception
 from config.errors import problem_response
 from config.metrics import REQUEST_LATENCY
 from config.tracing import accept_request_id, request_id_context
@@ -102,8 +103,6 @@ class ProblemDetailsMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api_path(request.path):
             return None
-        from config.api import problem_for_exception
-
         response = problem_for_exception(exception)
         if response is None:
             error_log.error("unhandled error", exc_info=exception)

@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from events.evaluation import metrics_window_start
+from events.metrics import daily_metrics
 from members.models import Member, MemberEvent
 from tenancy.models import Tenant
 from tiers.engine import progress
@@ -19,9 +21,6 @@ def member_events(*, tenant: Tenant) -> QuerySet[MemberEvent]:
 
 def tier_progress(*, tenant: Tenant, member: Member) -> dict[int, dict[str, Any] | None]:
     """Per tier type id, what the member still needs for the next tier (``tiers.engine.progress``)."""
-    from events.evaluation import metrics_window_start
-    from events.metrics import daily_metrics
-
     now = timezone.now()
     tz = ZoneInfo(tenant.timezone)
     specs = {spec.id: spec for spec in tier_type_specs(tenant=tenant)}

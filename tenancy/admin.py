@@ -10,6 +10,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from tenancy.models import Tenant, TenantMembership
 from tenancy.selectors import tenants_for_user
+from tenancy.services import save_tenant
 
 
 def _is_tenant_scoped(model: type[models.Model]) -> bool:
@@ -132,7 +133,5 @@ class TenantAdmin(TenantScopedHistoryAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Through ``save_tenant``: audited, ``config_version`` bumped, never written back from the form
         (also for a revert from the history page, which saves here too)."""
-        from tenancy.services import save_tenant
-
         obj._history_user = request.user
         save_tenant(tenant=obj, actor=request.user)

@@ -5,4 +5,6 @@ class TenancyConfig(AppConfig):
     name = "tenancy"
 
     def ready(self) -> None:
-        from tenancy import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        # Imported in ready(), not at the top: registering the OpenAPI auth extension imports DRF and the
+        # auth classes, which need the app registry.
+        from tenancy import schema  # noqa: F401

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from benefits.demo import seed_benefits
 from events.demo import seed_events
-from members.demo import seed_members
+from events.demo_members import seed_members
 from points.demo import seed_points
 from tenancy.demo import ensure_admin_login, seed_demo_tenant
 from tiers.demo import seed_tiers
