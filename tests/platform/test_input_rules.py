@@ -35,10 +35,10 @@ def post_raw(api, url: str, text: str):
 
 
 def event_body(attributes: str) -> str:
-    return (
-        '{"event_id": "e1", "source": "pos", "type": "purchase", "occurred_at": "2026-01-01T10:00:00Z",'
-        f' "amount": "10.00", "currency": "EUR", "attributes": {attributes}}}'
-    )
+    """A valid event (tests.events.test_ingestion.stay) whose ``attributes`` is the given JSON text."""
+    from tests.events.test_ingestion import stay
+
+    return json.dumps({**stay("e1"), "attributes": "@ATTRIBUTES@"}).replace('"@ATTRIBUTES@"', attributes)
 
 
 # (url, JSON text with the bad character in place of {}, the field the 422 names)
@@ -110,6 +110,12 @@ def test_a_lone_surrogate_anywhere_in_a_json_body_is_422_naming_the_field(api, a
     assert list(body["errors"]) == [field]
     assert "surrogate" in body["errors"][field][0]
     assert nothing_stored() == before
+
+
+def test_the_event_body_of_these_tests_is_valid_without_the_bad_character(api, ann):
+    response = post_raw(api, "/api/v1/member/ann/event", event_body('{"room": ["a", "b"]}'))
+    assert response.status_code == 201, response.content
+    assert MemberEvent.objects.get().attributes == {"room": ["a", "b"]}
 
 
 def test_a_surrogate_pair_is_a_character_and_is_stored(api):
