@@ -45,7 +45,6 @@ from benefits.models import (
     TierBenefitMapping,
 )
 from config.errors import Conflict, Invalid, NotFound
-from events.metrics import daily_metrics
 from members.errors import MemberErased
 from members.locks import lock_member
 from members.models import Member
@@ -53,6 +52,7 @@ from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
 from tiers.engine import criteria_hold
+from tiers.metrics import daily_metrics
 from tiers.models import MemberTierAssignment, MemberTierChange, Tier
 from tiers.selectors import member_snapshot
 

@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from benefits.campaigns import grant_campaign_benefits
 from benefits.services import sync_tier_benefits
-from events.metrics import add_contributions, contributions, daily_metrics
 from members.locks import lock_member
 from members.models import Member, MemberEvent
 from points.selectors import point_specs
 from points.services import award_event_points, reverse_refunded_points
 from tenancy.models import Tenant
 from tiers.engine import metrics_since
+from tiers.metrics import add_contributions, contributions, daily_metrics
 from tiers.models import MemberTierAssignment
 from tiers.selectors import tier_type_specs
 from tiers.services import evaluate_member_tiers

@@ -7,10 +7,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from events.evaluation import metrics_window_start
-from events.metrics import daily_metrics
 from members.models import Member, MemberEvent
 from tenancy.models import Tenant
 from tiers.engine import progress
+from tiers.metrics import daily_metrics
 from tiers.models import MemberTierAssignment
 from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
 

@@ -150,7 +150,7 @@ def _adjust(
     current: Mapping[Any, int],
     tz: ZoneInfo,
 ) -> None:
-    from events.metrics import add_contributions, points_contributions
+    from tiers.metrics import add_contributions, points_contributions
 
     if not changed:
         return

@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 
 from audit.services import record_audit
-from events.metrics import add_contributions, points_contributions
 from members.locks import lock_member
 from members.models import Member, MemberEvent
 from outbox.emit import emit
@@ -36,6 +35,7 @@ from points.engine import calculate, point_event
 from points.models import PointTransaction
 from points.selectors import point_specs
 from tenancy.models import Tenant
+from tiers.metrics import add_contributions, points_contributions
 from tiers.models import MemberTierChange, Tier
 
 

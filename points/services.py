@@ -336,8 +336,8 @@ def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: A
     buckets and the points metric given back, audited, with a ``points.reverted`` message. A
     transaction that is already fully reversed, or is itself a reversal, is refused (409)."""
     from audit.services import record_audit
-    from events.metrics import add_contributions, points_contributions
     from members.locks import lock_member
+    from tiers.metrics import add_contributions, points_contributions
 
     if not reason.strip():
         raise Invalid(errors={"reason": ["A reason is required."]})

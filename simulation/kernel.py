@@ -1,5 +1,5 @@
 """The replay kernel: one member's stored history run again, in memory, through the pure engines live
-evaluation uses (``points.engine``, ``tiers.engine``, ``events.metrics`` contributions), under any
+evaluation uses (``points.engine``, ``tiers.engine``, ``tiers.metrics`` contributions), under any
 :class:`~simulation.config.Program`. No ORM, no clock: ``simulation.loader`` feeds it in bulk.
 
 Interface (what reconciliation, review and time travel build on)::
@@ -35,13 +35,13 @@ from itertools import groupby
 from typing import Any
 
 from benefits.engine import HeldTier, tier_benefits
-from events.metrics import contributions, points_contributions
 from points.buckets import award_buckets, bucket_keys, capped_bucket_names, cut_by_period, horizon
 from points.engine import calculate, point_event, reallocate, refund_reversals
 from points.types import Award, LaterEarn
 from simulation.config import Program
 from tenancy.models import Tenant
 from tiers.engine import criteria_hold, enroll, evaluate, grant_claim, settle, with_manual_grant
+from tiers.metrics import contributions, points_contributions
 from tiers.types import AssignmentSnapshot, DailyMetrics, MemberSnapshot
 
 REVIEW_KINDS = frozenset({"demotion", "expiry", "time_bound_end"})

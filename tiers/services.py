@@ -433,7 +433,7 @@ def evaluate_member_tiers(
     """Run the tier engine for every active tier type and apply its decisions (DOMAIN §3.4).
 
     The caller holds the member's lock inside its transaction and passes the member's daily metrics
-    (``events.metrics.daily_metrics``). A tier type the member holds nothing in gets its default tier
+    (``tiers.metrics.daily_metrics``). A tier type the member holds nothing in gets its default tier
     first. ``kinds`` limits which movements are applied (``{"promotion"}`` for the promotion endpoint);
     ``dry_run`` decides without writing. Returns one entry per tier change (applied or, in a dry run,
     proposed): ``{"tier_type", "from", "to", "kind", "rule", "reason", "valid_until"}``.

@@ -83,7 +83,7 @@ class TierTypeSpec:
 
     @property
     def scope(self) -> str:
-        """The suffix of the metric names this tier type reads (``events.metrics.scoped``): activity
+        """The suffix of the metric names this tier type reads (``tiers.metrics.scoped``): activity
         of its product and/or partner only, or all activity when both are blank."""
         return metric_scope(self.product, self.partner)
 

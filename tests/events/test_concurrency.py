@@ -7,7 +7,6 @@ import pytest
 from django.utils import timezone
 
 from events.ingestion import ingest_event
-from events.metrics import daily_metrics
 from events.registration import register_member
 from members.models import MemberEvent
 from members.services import Registration
@@ -15,6 +14,7 @@ from tests.concurrency import race
 from tests.events.test_async_and_batch import _validated
 from tests.events.test_ingestion import stay
 from tests.factories import TenantFactory, hotel_ladder
+from tiers.metrics import daily_metrics
 from tiers.models import MemberTierChange
 
 

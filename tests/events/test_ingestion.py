@@ -6,11 +6,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from events.metrics import daily_metrics, rebuild_metrics
+from events.metrics_rebuild import rebuild_metrics
 from members.models import Member, MemberEvent, MetricDay
 from outbox.models import OutboxMessage
 from tests.factories import MemberFactory, hotel_ladder
 from tests.helpers import assert_problem
+from tiers.metrics import daily_metrics
 from tiers.models import MemberTierAssignment, MemberTierChange
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from events.metrics import rebuild_metrics
+from events.metrics_rebuild import rebuild_metrics
 from members.models import Member
 from tenancy.models import Tenant
 

@@ -7,25 +7,35 @@ refunds, so the period that purchase belongs to drops (DOMAIN §4.5). The event 
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import connection
 
-from members.models import Member, MemberEvent, MetricDay
-from points.types import EventFacts
+from members.models import Member, MetricDay
 from tenancy.models import Tenant
 from tiers.types import DailyMetrics, metric_scope
 
 QUANTUM = Decimal("0.0001")
 
 
-class Activity(EventFacts, Protocol):
+class Activity(Protocol):
     """What contributions read of an event: a stored ``MemberEvent`` or a simulation record."""
 
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def amount(self) -> Decimal | None: ...
+    @property
+    def quantities(self) -> Any: ...
+    @property
+    def product(self) -> str: ...
+    @property
+    def partner(self) -> str: ...
     @property
     def qualifying(self) -> bool: ...
     @property
@@ -143,44 +153,3 @@ def daily_metrics(*, member: Member, since: date | None = None) -> DailyMetrics:
     for day, metric, value in rows.values_list("day", "metric", "value"):
         days[day][metric] = Decimal(value) / MetricDay.SCALE
     return DailyMetrics(days)
-
-
-def _counted_contributions(tenant: Tenant, events: Iterable[MemberEvent]) -> Contributions:
-    """Replay counted events in processing order (refunds need the original's refunded total then)."""
-    from django.db.models import Sum
-
-    from points.models import PointTransaction
-
-    total: Contributions = defaultdict(Decimal)
-    refunded: dict[int, Decimal] = defaultdict(Decimal)
-    originals = {}
-    events = list(events)
-    points = dict(PointTransaction.objects.filter(event__in=events).values_list("event").annotate(n=Sum("points")))
-    for event in events:
-        originals[event.pk] = event
-        original = None
-        if event.refund_of_id is not None:
-            original = originals.get(event.refund_of_id) or MemberEvent.objects.get(pk=event.refund_of_id)
-            refunded[original.pk] += event.amount or Decimal(0)
-            original = _with_refunded(original, refunded[original.pk])
-        for key, value in contributions(event, tenant, original=original, points=points.get(event.pk, 0)).items():
-            total[key] += value
-    return total
-
-
-def _with_refunded(original: MemberEvent, refunded: Decimal) -> MemberEvent:
-    copy = MemberEvent(**{f.attname: getattr(original, f.attname) for f in MemberEvent._meta.concrete_fields})
-    copy.refunded_amount = refunded
-    return copy
-
-
-@transaction.atomic
-def rebuild_metrics(*, tenant: Tenant, member: Member) -> int:
-    """Recompute the member's daily rows from their counted events; returns how many rows now exist."""
-    from members.locks import lock_member
-
-    member = lock_member(member)
-    MetricDay.objects.filter(member=member).delete()
-    events = MemberEvent.objects.filter(member=member, counted=True).order_by("processed_at", "id")
-    add_contributions(tenant=tenant, member=member, values=_counted_contributions(tenant, events))
-    return MetricDay.objects.filter(member=member).count()
