@@ -18,7 +18,7 @@ Choices where DOMAIN.md is silent (tested in tests/benefits/test_member_operatio
   status, so a claim past the limit, a second expiry or a double revocation changes nothing.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -328,6 +328,19 @@ def revoke_grant(*, tenant: Tenant, grant: MemberBenefit, actor: Any, now: datet
     )
 
 
+def _held_before(*, tenant: Tenant, held: list[HeldTier], before: Mapping[str, str | None]) -> list[HeldTier]:
+    """The tiers held before a change: ``held`` with each changed tier type back at its former tier."""
+    tiers = list(Tier.objects.filter(tenant=tenant, tier_type__code__in=list(before)).select_related("tier_type"))
+    changed = {t.tier_type_id for t in tiers}
+    out = [h for h in held if h.tier_type_id not in changed]
+    out.extend(
+        HeldTier(t.pk, t.tier_type_id, t.rank, t.code, t.tier_type.priority)
+        for t in tiers
+        if before.get(t.tier_type.code) == t.code
+    )
+    return out
+
+
 def _tier_inputs(
     *, tenant: Tenant, member: Member, now: datetime
 ) -> tuple[dict[int, BenefitSpec], list[HeldTier], list[TierMappingSpec], Callable[[tuple], bool]]:
@@ -417,14 +430,32 @@ def _received_during_entitlement(
     }
 
 
-def sync_tier_benefits(*, tenant: Tenant, member: Member, actor: Any, now: datetime | None = None) -> dict[str, list]:
+def sync_tier_benefits(
+    *,
+    tenant: Tenant,
+    member: Member,
+    actor: Any,
+    now: datetime | None = None,
+    held_before: Mapping[str, str | None] | None = None,
+) -> dict[str, list]:
     """After a tier change (same transaction, member locked): grant the tier benefits the member should
     hold and lacks, revoke those they no longer should unless ``retain_on_loss``, never duplicating a
     grant nor handing out again one used up, expired or revoked while still entitled (module docstring).
-    Returns ``{"granted": [codes], "revoked": [codes], "exhausted": [codes]}``."""
+    Returns ``{"granted": [codes], "revoked": [codes], "exhausted": [codes]}``.
+
+    ``held_before`` (tier type code → the tier code held before the change, None for none) keeps
+    ``exhausted`` to what the change concerns: a benefit the change entitles the member to whose
+    limited quantity is all granted. One they were entitled to before, and could not get then either,
+    is no news on every later change."""
     now = now or timezone.now()
     catalog, held, mappings, holds = _tier_inputs(tenant=tenant, member=member, now=now)
     wanted = tier_benefits(catalog=catalog, mappings=mappings, held=held, now=now, criteria_hold=holds)
+    entitled_before: set[int] | None = None
+    if held_before is not None:
+        before = _held_before(tenant=tenant, held=held, before=held_before)
+        entitled_before = set(
+            tier_benefits(catalog=catalog, mappings=mappings, held=before, now=now, criteria_hold=holds)
+        )
     current = {
         g.benefit_id: g
         for g in MemberBenefit.objects.filter(
@@ -450,7 +481,10 @@ def sync_tier_benefits(*, tenant: Tenant, member: Member, actor: Any, now: datet
             now=now,
             reason=f"tier {entitlement.source_ref}" + (f" via {', '.join(entitlement.via)}" if entitlement.via else ""),
         )
-        outcome["granted" if grant else "exhausted"].append(benefit.code)
+        if grant is not None:
+            outcome["granted"].append(benefit.code)
+        elif entitled_before is None or benefit_id not in entitled_before:
+            outcome["exhausted"].append(benefit.code)
     for benefit_id, grant in sorted(current.items()):
         if benefit_id not in wanted and not grant.benefit.retain_on_loss:
             revoke_grant(tenant=tenant, grant=grant, actor=actor, now=now, reason=LOST_REASON)

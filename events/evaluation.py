@@ -94,7 +94,12 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
             assignments=assignments,
         )
         if tier_changes:
-            benefit_changes = sync_tier_benefits(tenant=tenant, member=member, actor=f"system:event:{events[-1].ref}")
+            held_before: dict[str, str | None] = {}
+            for change in tier_changes:
+                held_before.setdefault(change["tier_type"], change["from"])
+            benefit_changes = sync_tier_benefits(
+                tenant=tenant, member=member, actor=f"system:event:{events[-1].ref}", held_before=held_before
+            )
         for event in events:
             if event.campaign_code and event.type != "refund":
                 campaign[id(event)] = grant_campaign_benefits(

@@ -149,3 +149,18 @@ def test_member_benefits_lists_active_grants(api, tenant, program):
     }
     api.put(TIER_URL, {"tier_type": program["gold"].tier_type.code, "tier": "member", "reason": "x"}, format="json")
     assert api.get("/api/v1/member/ann/benefit").json() == []
+
+
+def test_a_sold_out_benefit_held_back_before_the_change_is_not_reported_again(api, tenant, program):
+    """The demo's welcome gift: mapped to the entry tier, inherited above it, first come first served.
+    A member who came too late is not told "exhausted" on every promotion (issue 11)."""
+    from tests.events.test_ingestion import stay
+
+    _benefit(tenant, program["member"], "first-1", total_quantity=1)
+    for external_id in ("ann", "ben"):
+        assert api.post("/api/v1/member", {"external_id": external_id}, format="json").status_code == 201
+    assert (_active("ann"), _active("ben")) == (["first-1"], [])
+    promoted = api.post("/api/v1/member/ben/event", stay("s1"), format="json").json()
+    assert promoted["tier_changes"][0]["to"] == "gold"
+    assert promoted["benefits"] == {"granted": [], "revoked": []}
+    assert Benefit.objects.get(code="first-1").granted_count == 1
