@@ -96,7 +96,11 @@ def save_benefit(
         if errors:
             raise Invalid(errors={"components": errors})
     if benefit.pk is not None:  # granted_count is the granting code's: keep its current value
-        benefit.granted_count = Benefit.objects.select_for_update().get(pk=benefit.pk).granted_count
+        stored = Benefit.objects.select_for_update().get(pk=benefit.pk)
+        benefit.granted_count = stored.granted_count
+        if stored.total_quantity is None and benefit.total_quantity is not None:
+            # Unlimited benefits are not counted (_take_one); a limit set now starts from the grants made.
+            benefit.granted_count = MemberBenefit.objects.filter(benefit=stored).count()
 
     def contents(saved: Benefit) -> None:
         if parts is not None:
@@ -235,9 +239,10 @@ def benefit_catalog(tenant: Tenant) -> dict[int, BenefitSpec]:
 
 
 def _take_one(benefit: Benefit) -> bool:
-    """Count a grant against a limited quantity with one conditional update: never oversold."""
+    """Count a grant against a limited quantity with one conditional update: never oversold. An
+    unlimited benefit is not counted: its row would be a hot spot every grant of every member
+    serialises on, for a number nobody checks (``save_benefit`` counts the grants when a limit is set)."""
     if benefit.total_quantity is None:
-        Benefit.objects.filter(pk=benefit.pk).update(granted_count=F("granted_count") + 1)
         return True
     return bool(
         Benefit.objects.filter(pk=benefit.pk, granted_count__lt=F("total_quantity")).update(

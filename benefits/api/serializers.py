@@ -87,7 +87,9 @@ class BenefitOutputSerializer(ApiModelSerializer):
     value = JSONObjectField(read_only=True)
     criteria = CriteriaField(read_only=True)
     components = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Benefit ids (a bundle).")
-    granted_count = serializers.IntegerField(read_only=True, help_text="Grants so far (counts total_quantity).")
+    granted_count = serializers.IntegerField(
+        read_only=True, help_text="Grants counted against total_quantity (0 while the benefit is unlimited)."
+    )
 
     class Meta:
         model = Benefit

@@ -2,6 +2,8 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from benefits.models import Benefit, EventCode, MemberBenefit
@@ -9,6 +11,7 @@ from benefits.services import (
     assign_tier_benefit,
     create_from_template,
     delete_benefit,
+    grant_benefit,
     save_benefit,
     save_event_code,
 )
@@ -81,3 +84,28 @@ def test_event_codes_are_case_insensitive_and_unique(tenant):
             tenant=tenant, event_code=EventCode(code="X", action="award_points", tier=tiers["gold"]), actor="t"
         )
     assert set(excinfo.value.message_dict) == {"points", "tier"}
+
+
+def test_only_limited_benefits_count_their_grants_and_a_new_limit_counts_those_made(tenant):
+    """Unlimited benefits are not counted (no hot row every grant serialises on); setting a limit later
+    starts the count from the grants already made, so the limit still means "the first N"."""
+    drink = save_benefit(tenant=tenant, benefit=Benefit(code="drink", name="Welcome drink"), actor="t")
+    now = timezone.now()
+    with transaction.atomic():
+        for external_id in ("ann", "ben"):
+            member = MemberFactory(tenant=tenant, external_id=external_id)
+            grant_benefit(
+                tenant=tenant, member=member, benefit=drink, source="manual", source_ref="", actor="t", now=now
+                member=member,
+                benefit=drink,
+                source="manual",
+                source_ref="",
+                actor="t",
+                now=timezone.now(),
+            )
+    drink.refresh_from_db()
+    assert (drink.granted_count, MemberBenefit.objects.filter(benefit=drink).count()) == (0, 2)
+    drink.total_quantity = 3
+    save_benefit(tenant=tenant, benefit=drink, actor="t")
+    drink.refresh_from_db()
+    assert drink.granted_count == 2
