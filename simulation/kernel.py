@@ -101,6 +101,9 @@ class MemberOutcome:
     rule_hits: Counter[tuple[str, int]]  # ("promotion"|"demotion"|"points", rule id) → hits
     events: int
     benefits: frozenset[int] = frozenset()  # tier benefits the member is entitled to at the end
+    assignments: dict[int, AssignmentSnapshot] = field(default_factory=dict)  # the final positions
+    metrics: DailyMetrics | None = None  # the final daily metrics
+    member: MemberSnapshot | None = None
 
 
 @dataclass
@@ -415,6 +418,9 @@ def _outcome(state: _State, history: MemberHistory, program: Program, now: datet
         rule_hits=Counter(state.hits),
         events=state.events,
         benefits=_benefits(state, history, program, now),
+        assignments=dict(state.assignments),
+        metrics=DailyMetrics(state.days),
+        member=replace(history.member, last_event_at=state.last_event_at),
     )
 
 

@@ -3,7 +3,7 @@ module of ``simulation.api`` (validation, scenarios, ...) and adds its routes he
 
 from django.urls import URLPattern, URLResolver, path
 
-from simulation.api import runs, scenarios, validation
+from simulation.api import member, runs, scenarios, validation
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("simulation/scenario", scenarios.ScenarioListCreateView.as_view(), name="simulation-scenario-list"),
@@ -18,4 +18,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("simulation/run/<int:pk>", runs.RunDetailView.as_view(), name="simulation-run-detail"),
     path("simulation/run/<int:pk>/members", runs.RunMembersView.as_view(), name="simulation-run-members"),
     path("simulation/run/<int:pk>/cancel", runs.RunCancelView.as_view(), name="simulation-run-cancel"),
+    path("simulation/member/<str:member_id>", member.MemberSimulationView.as_view(), name="simulation-member"),
 ]
