@@ -96,12 +96,6 @@ def test_only_limited_benefits_count_their_grants_and_a_new_limit_counts_those_m
             member = MemberFactory(tenant=tenant, external_id=external_id)
             grant_benefit(
                 tenant=tenant, member=member, benefit=drink, source="manual", source_ref="", actor="t", now=now
-                member=member,
-                benefit=drink,
-                source="manual",
-                source_ref="",
-                actor="t",
-                now=timezone.now(),
             )
     drink.refresh_from_db()
     assert (drink.granted_count, MemberBenefit.objects.filter(benefit=drink).count()) == (0, 2)
