@@ -155,7 +155,8 @@ CELERY_BEAT_SCHEDULE = {
 # The sweeper re-enqueues events still ``received`` this many seconds after arrival (a lost task).
 EVENT_SWEEP_AFTER = env.float("EVENT_SWEEP_AFTER", default=60.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Seeds the jobs above once (created when missing, never written over): the admin's edits stick.
+CELERY_BEAT_SCHEDULER = "config.beat:SeedOnceScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
