@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.urls import reverse
 
 from points.models import PointConversionRule, PointModifier
 from simulation.admin_warnings import ValidationWarningsMixin
-from simulation.selectors import KIND_OF
+from simulation.models import Scenario
+from simulation.scenarios import save_scenario
+from simulation.selectors import KIND_OF, validation_issues
 from tests.factories import PromotionRuleFactory, TenantMembershipFactory, UserFactory, hotel_ladder
 from tests.points.test_admin import rule_change_form as point_rule_change_form
+from tests.simulation.scenario_plan import scenario_body
 from tests.tiers.test_admin import messages_of, rule_change_form, url
 from tiers.models import PromotionRule, Tier, TierType
 
@@ -135,3 +139,64 @@ def test_tiers_and_points_do_not_import_simulation(app):
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         assert not [n for n in names if n.split(".")[0] == "simulation"], path
+
+
+# --- the scenario's page -----------------------------------------------------------------------------
+@pytest.fixture
+def planner(client, tenant):
+    user = UserFactory(username="sam")
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="simulation"))
+    TenantMembershipFactory(user=user, tenant=tenant)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def gold_at_one_night(tenant, plan):
+    """Silver at 10 nights is live; the scenario swaps Gold's 25 nights for 1 night."""
+    PromotionRuleFactory(
+        tier_type=plan["hotel"],
+        target_tier=plan["silver"],
+        code="silver-by-nights",
+        criteria=[{"metric": "quantity:nights", "operator": "gte", "value": 10, "window_days": None}],
+    )
+    return save_scenario(tenant=tenant, scenario=Scenario(), data=scenario_body(plan), actor="someone")
+
+
+GOLD_BELOW_SILVER = (
+    "In 'hotel', tier 'gold' (rank 3) is reached with nights ≥ 1 (rule 'gold-at-1-night'), which is not more than "
+    "the lower tier 'silver' (rank 2) asks: nights ≥ 10 (rule 'silver-by-nights'). Members would reach 'gold' no "
+    "later than 'silver'. Raise the threshold of the higher tier or lower the other."
+)
+
+
+def scenario_url(scenario, view="change"):
+    return reverse(f"admin:simulation_scenario_{view}", args=[scenario.pk])
+
+
+def test_scenario_page_shows_the_issues_of_the_program_it_would_make_live(planner, tenant, gold_at_one_night):
+    assert validation_issues(tenant=tenant) == []  # live, Gold at 25 nights rises above Silver
+    page = planner.get(scenario_url(gold_at_one_night))
+    assert shown(page) == [("thresholds_not_rising", GOLD_BELOW_SILVER)]
+    html = page.content.decode()
+    assert 'class="validate-link"' in html
+    assert scenario_url(gold_at_one_night, "validate") in html
+    assert "Publish…" in html  # the scenario's own tools stay
+
+
+def test_validate_reports_on_the_scenario_page(planner, tenant, plan, gold_at_one_night):
+    response = planner.get(scenario_url(gold_at_one_night, "validate"), follow=True)
+    assert response.redirect_chain == [(scenario_url(gold_at_one_night), 302)]
+    assert messages_of(response) == [f"Validation: {GOLD_BELOW_SILVER}"]
+    assert GOLD_BELOW_SILVER.replace("'", "&#x27;") in response.content.decode()
+    clean = save_scenario(
+        tenant=tenant, scenario=Scenario(), data=scenario_body(plan, code="none", promotion_rules={}), actor="x"
+    )
+    assert messages_of(planner.get(scenario_url(clean, "validate"), follow=True)) == [
+        "Validation found no issues in the program this scenario would make live."
+    ]
+
+
+def test_validate_another_tenants_scenario_is_not_found(planner, other_tenant):
+    theirs = Scenario.objects.create(tenant=other_tenant, code="theirs", name="Theirs")
+    assert planner.get(scenario_url(theirs, "validate")).status_code == 404
