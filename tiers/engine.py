@@ -398,6 +398,36 @@ def _one_down(spec: TierTypeSpec, current: TierSpec, entitled: TierSpec, now: da
     return entitled
 
 
+def _live_claims(
+    spec: TierTypeSpec,
+    member: MemberSnapshot,
+    assignment: AssignmentSnapshot,
+    metrics: DailyMetrics,
+    now: datetime,
+    tz: tzinfo,
+) -> tuple[tuple[Claim, ...], tuple[Claim, ...]]:
+    """(claims earned from the metrics, granted claims still alive) at ``now``."""
+    earned = tuple(earned_claims(spec, member, assignment, metrics, now, tz))
+    granted = tuple(c for c in assignment.granted if claim_alive(c, now, spec.grace_days))
+    return earned, granted
+
+
+def held_until(
+    spec: TierTypeSpec,
+    member: MemberSnapshot,
+    assignment: AssignmentSnapshot,
+    metrics: DailyMetrics,
+    now: datetime,
+    tz: tzinfo,
+) -> datetime | None:
+    """Until when the member keeps the tier they hold in ``spec`` on the claims they have at ``now``
+    (earned and granted): the ``valid_until`` :func:`evaluate` gives a decision that keeps the tier.
+    Set right after a manual change or invitation, so it need not wait for the next event."""
+    earned, granted = _live_claims(spec, member, assignment, metrics, now, tz)
+    tier = spec.tier(assignment.tier_id) or spec.default_tier()
+    return _valid_until(spec, (*earned, *granted), tier, now)
+
+
 def evaluate(
     spec: TierTypeSpec,
     member: MemberSnapshot,
@@ -408,8 +438,7 @@ def evaluate(
 ) -> TierDecision:
     """Decide the member's tier in ``spec`` at ``now`` (see the module docstring for the rules)."""
     current = spec.tier(assignment.tier_id) or spec.default_tier()
-    earned = earned_claims(spec, member, assignment, metrics, now, tz)
-    granted = tuple(c for c in assignment.granted if claim_alive(c, now, spec.grace_days))
+    earned, granted = _live_claims(spec, member, assignment, metrics, now, tz)
     claims = (*earned, *granted)
     entitled = _entitled(spec, claims, now)
 

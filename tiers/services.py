@@ -22,7 +22,8 @@ from members.models import Member
 from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
-from tiers.engine import evaluate, grant_claim, settle, with_manual_grant
+from tiers.engine import evaluate, grant_claim, held_until, metrics_since, settle, with_manual_grant
+from tiers.metrics import daily_metrics
 from tiers.models import (
     AssignmentSource,
     MemberTierAssignment,
@@ -382,15 +383,22 @@ def change_member_tier(
 
 def _grant(*, tenant: Tenant, member: Member, tier: Tier, at: datetime, expires_at: datetime | None) -> None:
     """Record the claim a manual change or invitation gives (``tiers.engine.grant_claim``): the member
-    keeps the tier as if they had qualified for it then, or until ``expires_at``."""
+    keeps the tier as if they had qualified for it then, or until ``expires_at``. ``valid_until`` is
+    then what the engine makes of all the member's claims (``tiers.engine.held_until``), as the next
+    evaluation would set it."""
     spec = next((s for s in tier_type_specs(tenant=tenant) if s.id == tier.tier_type_id), None)
     if spec is None:
         return
-    claim = grant_claim(spec, tier.pk, at, ZoneInfo(tenant.timezone), expires_at)
+    tz = ZoneInfo(tenant.timezone)
+    claim = grant_claim(spec, tier.pk, at, tz, expires_at)
     assignment = MemberTierAssignment.objects.get(member=member, tier_type_id=tier.tier_type_id)
     held = tuple(Claim.from_dict(c) for c in assignment.granted_claims or ())
     assignment.granted_claims = [c.as_dict() for c in with_manual_grant(held, claim)]
-    MemberTierAssignment.objects.filter(pk=assignment.pk).update(granted_claims=assignment.granted_claims)
+    metrics = daily_metrics(member=member, since=metrics_since(spec, at, tz, assignment.enrolled_at))
+    assignment.valid_until = held_until(spec, member_snapshot(member), assignment_snapshot(assignment), metrics, at, tz)
+    MemberTierAssignment.objects.filter(pk=assignment.pk).update(
+        granted_claims=assignment.granted_claims, valid_until=assignment.valid_until
+    )
 
 
 @transaction.atomic
