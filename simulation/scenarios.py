@@ -11,7 +11,8 @@ publishes a plan made against a program that no longer exists.
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.services import describe_actor, record_audit, snapshot
-from config.errors import Conflict, Invalid
+from config.errors import Conflict, DomainError, Invalid
 from points.models import ConfigStatus, PointConversionRule, PointModifier
 from points.services import save_conversion_rule, save_modifier
 from simulation.models import Scenario, ScenarioTierOverride
@@ -272,14 +273,32 @@ def delete_scenario(*, tenant: Tenant, scenario: Scenario, actor: Any) -> None:
 
 
 # --- publish --------------------------------------------------------------------------------------
-def _save_status(tenant: Tenant, row: Any, status: str, actor: Any) -> None:
+def _save_status(kind: Kind, tenant: Tenant, row: Any, status: str, actor: Any) -> None:
     row.status = status
-    if isinstance(row, PromotionRule):
-        save_promotion_rule(tenant=tenant, rule=row, actor=actor)
-    elif isinstance(row, PointConversionRule):
-        save_conversion_rule(tenant=tenant, rule=row, actor=actor)
-    else:
-        save_modifier(tenant=tenant, modifier=row, actor=actor)
+    with _refusal_names(kind.field, f"The {kind.noun} {_label(row)} cannot be made {status}"):
+        if isinstance(row, PromotionRule):
+            save_promotion_rule(tenant=tenant, rule=row, actor=actor)
+        elif isinstance(row, PointConversionRule):
+            save_conversion_rule(tenant=tenant, rule=row, actor=actor)
+        else:
+            save_modifier(tenant=tenant, modifier=row, actor=actor)
+
+
+@contextmanager
+def _refusal_names(section: str, what: str) -> Iterator[None]:
+    """A service refusing one of the publish's saves is a 422 about the scenario's field (``section``),
+    saying which object and why, not about the object's own fields (which the caller did not send)."""
+    try:
+        yield
+    except (DomainError, ValidationError) as exc:
+        if isinstance(exc, ValidationError):
+            reasons = [f"{f}: {m}" if f != "__all__" else m for f, ms in exc.message_dict.items() for m in ms]
+        else:
+            reasons = [f"{f}: {m}" for f, ms in (exc.errors or {}).items() for m in ms] or [exc.detail]
+        raise Invalid(
+            "The scenario cannot be published as it is.",
+            errors={section: [f"{what}: {'; '.join(r.rstrip('.') for r in reasons)}."]},
+        ) from exc
 
 
 @transaction.atomic
@@ -290,8 +309,9 @@ def publish_scenario(*, tenant: Tenant, scenario: Scenario, actor: Any) -> Scena
 
     The scenario row and every row it names are locked (pk order, per model) before anything is read;
     409 ``scenario_published`` if it already is, 409 ``scenario_stale`` (``errors`` say what) if any
-    named object changed or disappeared since the scenario was saved. Config saves emit no outbox
-    message, so neither does this."""
+    named object changed or disappeared since the scenario was saved; 422 naming the scenario's field
+    when a service refuses one of the saves (nothing is kept). Config saves emit no outbox message, so
+    neither does this."""
     locked = Scenario.objects.select_for_update().get(pk=scenario.pk, tenant=tenant)
     if locked.published_at is not None:
         raise ScenarioPublished(f"The scenario {locked.code!r} was published at {locked.published_at.isoformat()}.")
@@ -307,16 +327,17 @@ def publish_scenario(*, tenant: Tenant, scenario: Scenario, actor: Any) -> Scena
             include = sorted(getattr(locked, kind.include).values_list("pk", flat=True))
             exclude = sorted(getattr(locked, kind.exclude).values_list("pk", flat=True))
             for pk in include:
-                _save_status(tenant, found[pk], ACTIVE, actor)
+                _save_status(kind, tenant, found[pk], ACTIVE, actor)
             for pk in exclude:
-                _save_status(tenant, found[pk], ARCHIVED, actor)
+                _save_status(kind, tenant, found[pk], ARCHIVED, actor)
             activated[kind.field], archived[kind.field] = include, exclude
         for override in locked.tier_overrides.order_by("tier_id"):
             tier = rows[TIERS][override.tier_id]
             multipliers[tier.pk] = override.point_multiplier
             if tier.point_multiplier != override.point_multiplier:
                 tier.point_multiplier = override.point_multiplier
-                save_tier(tenant=tenant, tier=tier, actor=actor)
+                with _refusal_names(TIERS, f"The tier {_label(tier)} cannot take ×{override.point_multiplier}"):
+                    save_tier(tenant=tenant, tier=tier, actor=actor)
         before = scenario_state(locked)
         locked.published_at = timezone.now()
         locked.save(update_fields=["published_at", "updated_at"])

@@ -222,6 +222,24 @@ def test_publish_of_a_stale_scenario_is_409_and_changes_nothing(api, tenant, pla
     assert _everything(tenant, plan) == before
 
 
+def test_a_save_refused_during_publish_is_422_naming_the_object_and_nothing_is_kept(api, tenant, plan):
+    """The modifier is processed last: the rules made active and archived before it roll back too."""
+    PointModifier.objects.filter(pk=plan["triple"].pk).update(
+        starts_at=timezone.now(), ends_at=timezone.now() - timedelta(days=1)
+    )
+    scenario_id = api.post(URL, scenario_body(plan), format="json").json()["id"]
+    before = _everything(tenant, plan)
+
+    response = api.post(f"{URL}/{scenario_id}/publish")
+
+    assert assert_problem(response, 422, "validation_error")["errors"] == {
+        "modifiers": [
+            f"The modifier 'triple' ({plan['triple'].pk}) cannot be made active: ends_at: Must be after starts_at."
+        ]
+    }
+    assert _everything(tenant, plan) == before
+
+
 def test_saving_the_scenario_again_takes_the_change_in(api, tenant, plan, scenario):
     _edit_draft_rule(tenant, plan)
     assert api.put(f"{URL}/{scenario.pk}", scenario_body(plan), format="json").status_code == 200
