@@ -152,6 +152,8 @@ CELERY_BEAT_SCHEDULE = {
     "review-tiers": {"task": "events.review_tiers", "schedule": crontab(minute=15, hour="*/6")},
     "purge-idempotency-keys": {"task": "tenancy.purge_idempotency_keys", "schedule": crontab(minute=5)},
 }
+# A request holds its Idempotency-Key this long while it runs (a crashed one frees it after that).
+IDEMPOTENCY_LEASE_SECONDS = env.float("IDEMPOTENCY_LEASE_SECONDS", default=120.0)
 # The sweeper re-enqueues events still ``received`` this many seconds after arrival (a lost task).
 EVENT_SWEEP_AFTER = env.float("EVENT_SWEEP_AFTER", default=60.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}

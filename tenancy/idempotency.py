@@ -5,6 +5,10 @@ with the same method, path and body gets the stored response with ``Idempotent-R
 repeat with a different body is a 409 ``idempotency_conflict``; a repeat while the first is still
 running is a 409 ``request_in_progress``. Failed requests (an error response) keep nothing, so the
 caller can retry them.
+
+While a request runs, its key is only *leased* (``IDEMPOTENCY_LEASE_SECONDS``, default 120): a process
+killed mid-request (no chance to delete the record) leaves a lease that simply runs out, after which
+the key can be used again, instead of a key wedged "in progress" for the whole 24-hour retention.
 """
 
 import hashlib
@@ -13,6 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.request import Request
@@ -29,6 +34,11 @@ _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 class RequestInProgress(Conflict):
     code = "request_in_progress"
     default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
+
+
+def lease_duration() -> timedelta:
+    """How long a running request holds its key before another request may take it over."""
+    return timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
 
 
 def _fingerprint(request: Request) -> str:
@@ -50,7 +60,7 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
     try:
         with transaction.atomic():
             record = IdempotencyKey.objects.create(
-                tenant=tenant, key=key, fingerprint=fingerprint, expires_at=now + RETENTION
+                tenant=tenant, key=key, fingerprint=fingerprint, expires_at=now + lease_duration()
             )
     except IntegrityError:
         record = IdempotencyKey.objects.get(tenant=tenant, key=key)
@@ -68,7 +78,8 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
         record.delete()
         return response
     record.response_status, record.response_body = response.status_code, response.data
-    record.save(update_fields=["response_status", "response_body"])
+    record.expires_at = timezone.now() + RETENTION
+    record.save(update_fields=["response_status", "response_body", "expires_at"])
     return response
 
 

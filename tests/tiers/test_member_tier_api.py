@@ -271,3 +271,24 @@ def test_expired_idempotency_keys_are_purged_and_the_key_can_be_reused(api, ann)
     assert purge_idempotency_keys() == 1
     again = api.put(URL, {**body, "tier": "silver"}, format="json", HTTP_IDEMPOTENCY_KEY="k-9")
     assert (again.status_code, "Idempotent-Replayed" in again) == (200, False)
+
+
+def test_a_crashed_requests_idempotency_key_is_free_again_once_its_lease_runs_out(api, ann):
+    """A process killed mid-request cannot delete its record: it holds the key only for the lease
+    (409 request_in_progress meanwhile), not for the 24-hour retention."""
+    from tenancy.idempotency import lease_duration
+    from tenancy.models import IdempotencyKey
+
+    body = {"tier_type": "hotel", "tier": "gold", "reason": "VIP"}
+    assert api.put(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-crash").status_code == 200
+    crashed = IdempotencyKey.objects.get(key="k-crash")
+    assert crashed.expires_at > timezone.now() + timedelta(hours=23)  # a finished request keeps 24 h
+    now = timezone.now()
+    IdempotencyKey.objects.filter(pk=crashed.pk).update(
+        response_status=None, response_body=None, expires_at=now + lease_duration()
+    )
+    assert_problem(api.put(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-crash"), 409, "request_in_progress")
+    IdempotencyKey.objects.filter(pk=crashed.pk).update(expires_at=now - timedelta(seconds=1))
+    again = api.put(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-crash")
+    assert (again.status_code, "Idempotent-Replayed" in again) == (200, False)
+    assert IdempotencyKey.objects.get(key="k-crash").response_status == 200
