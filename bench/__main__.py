@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from bench import http_baseline, ingest
+from bench import backtest, http_baseline, ingest
 
-BENCHMARKS = {"http_baseline": http_baseline.main, "ingest": ingest.main}
+BENCHMARKS = {"http_baseline": http_baseline.main, "ingest": ingest.main, "backtest": backtest.main}
 
 
 def main() -> int:

@@ -136,6 +136,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
+# Members per simulation chunk task: smaller chunks spread a backtest over more workers.
+SIMULATION_CHUNK_SIZE = env.int("SIMULATION_CHUNK_SIZE", default=2000)
 CELERY_TASK_ROUTES = {
     "events.evaluate_*": {"queue": "events"},
     "outbox.*": {"queue": "outbox"},

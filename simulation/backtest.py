@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -30,8 +31,6 @@ from simulation.kernel import MemberHistory, MemberOutcome, replay
 from simulation.loader import chunks, histories
 from simulation.models import AffectedMember, SimulationChunk, SimulationRun
 from tenancy.models import Tenant
-
-CHUNK_SIZE = 2000
 
 
 class RunFinished(Conflict):
@@ -46,8 +45,10 @@ def window(run: SimulationRun, tz: ZoneInfo, now: datetime) -> tuple[datetime, d
     return start, min(end, now)
 
 
-def plan(run: SimulationRun, *, size: int = CHUNK_SIZE) -> list[SimulationChunk]:
-    """Cut the run into member-range chunks (keyset over member ids) and mark it running."""
+def plan(run: SimulationRun, *, size: int | None = None) -> list[SimulationChunk]:
+    """Cut the run into member-range chunks (keyset over member ids; ``SIMULATION_CHUNK_SIZE`` members
+    each) and mark it running."""
+    size = size or settings.SIMULATION_CHUNK_SIZE
     made = SimulationChunk.objects.bulk_create(
         SimulationChunk(tenant_id=run.tenant_id, run=run, first_member=first, last_member=last, members=n)
         for first, last, n in chunks(run.tenant, size, limit=run.sample)
