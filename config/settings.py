@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "config",  # before staticfiles: its runserver reads chunked bodies (config/chunked.py)
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "rest_framework",
     "django_filters",
     "drf_spectacular",

@@ -6,8 +6,9 @@ scenario, its choices and overrides, audited, with a new fingerprint); a refusal
 names. "Publish…" asks for confirmation, showing what will change, then calls ``publish_scenario``. A
 published scenario is a record: it can be read and deleted, not changed.
 
-The change page's ``object-tools`` block ``scenario_tools`` is where "Validate" and "Run simulation"
-links go, and ``scenario_notes`` (above the form) where warnings go.
+The change page's ``object-tools`` block ``scenario_tools`` holds "Validate" and "Run simulation"
+(``simulation.admin_runs.ScenarioRunMixin``: the validation warnings and the run form show above the
+form), and ``scenario_notes`` (above the form) what the page should say.
 """
 
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from config.errors import DomainError
+from simulation.admin_runs import ScenarioRunMixin
 from simulation.models import Scenario, ScenarioTierOverride
 from simulation.scenarios import (
     KINDS,
@@ -111,7 +113,7 @@ class ScenarioTierOverrideInline(TenantScopedMixin, admin.TabularInline):
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(ServiceAdminMixin, TenantScopedAdmin):
+class ScenarioAdmin(ScenarioRunMixin, ServiceAdminMixin, TenantScopedAdmin):
     form = ScenarioForm
     change_form_template = "admin/simulation/scenario/change_form.html"
     publish_template = "admin/simulation/scenario/publish.html"
