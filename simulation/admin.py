@@ -6,9 +6,9 @@ scenario, its choices and overrides, audited, with a new fingerprint); a refusal
 names. "Publish…" asks for confirmation, showing what will change, then calls ``publish_scenario``. A
 published scenario is a record: it can be read and deleted, not changed.
 
-The change page's ``object-tools`` block ``scenario_tools`` holds "Validate" and "Run simulation"
-(``simulation.admin_runs.ScenarioRunMixin``: the validation warnings and the run form show above the
-form), and ``scenario_notes`` (above the form) what the page should say.
+The change page's ``object-tools`` block ``scenario_tools`` holds "Validate" (``simulation.admin_warnings``)
+and "Run simulation" (``simulation.admin_runs.ScenarioRunMixin``: its form shows above the page's form),
+and ``scenario_notes`` (above the form) what the page should say.
 """
 
 from collections.abc import Sequence

@@ -1,7 +1,7 @@
-"""The simulation pages of the admin: "Validate" and "Run simulation" on a scenario's page
-(``ScenarioRunMixin``, mixed into ``simulation.admin.ScenarioAdmin``), and the runs: a list, and a run
-page with a progress bar that updates while the run works (a small JSON status view polled by a few
-lines of script), Cancel while it runs, the error when it failed, and when it is done the result as
+"""The simulation pages of the admin: "Run simulation" on a scenario's page (``ScenarioRunMixin``,
+mixed into ``simulation.admin.ScenarioAdmin``; its "Validate" is ``simulation.admin_warnings``'s), and
+the runs: a list, and a run page with a progress bar that updates while the run works (a small JSON
+status view polled by a few lines of script), Cancel while it runs, the error when it failed, and when it is done the result as
 charts and tables (``simulation.report``), the affected members page by page and as a CSV file.
 
 Everything is scoped to the staff user's tenants like the other admin pages: another tenant's
@@ -29,35 +29,13 @@ from simulation.backtest import cancel
 from simulation.models import Scenario, SimulationRun
 from simulation.report import STATUS_WORDS, report
 from simulation.runs import start_run
-from simulation.selectors import affected_members, validation_issues
-from simulation.validation import ERROR, Issue
+from simulation.selectors import affected_members
 from tenancy.admin import TenantScopedAdmin
 from tenancy.models import Tenant
 from tiers.models import TierType
 
 AFFECTED_PER_PAGE = 50
-ISSUE_KINDS = {
-    "tier_type": "tier type",
-    "tier": "tier",
-    "promotion_rule": "tier rule",
-    "conversion_rule": "point rule",
-    "modifier": "point modifier",
-    "point_policy": "point policy",
-}
 FIELD_OF_ERROR = {"from": "starts", "to": "ends", "sample": "sample", "tier_type": "tier_type"}
-
-
-def readable_issues(issues: list[Issue]) -> list[dict[str, Any]]:
-    """Validation issues as the page says them: severity in words, the objects by kind and code."""
-    return [
-        {
-            "severity": "Error" if issue.severity == ERROR else "Warning",
-            "error": issue.severity == ERROR,
-            "message": issue.message,
-            "objects": [f"{ISSUE_KINDS.get(o.kind, o.kind.replace('_', ' '))} {o.code}" for o in issue.objects],
-        }
-        for issue in issues
-    ]
 
 
 def tenant_today(tenant: Tenant) -> date:
@@ -90,7 +68,7 @@ def _can_run(request: HttpRequest) -> bool:
 
 
 class ScenarioRunMixin:
-    """Adds to the scenario admin: the change page's "Validate" section and "Run simulation" form, and
+    """Adds to the scenario admin: the change page's "Run simulation" form, and
     the ``<id>/run/`` view the form posts to (which shows the form again with its errors)."""
 
     run_template = "admin/simulation/scenario/run.html"
@@ -109,11 +87,8 @@ class ScenarioRunMixin:
     ) -> HttpResponse:
         scenario = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
         extra = dict(extra_context or {})
-        if scenario is not None and scenario.published_at is None:
-            if request.GET.get("validate"):
-                extra["validation"] = readable_issues(validation_issues(tenant=scenario.tenant, scenario=scenario))
-            if _can_run(request):
-                extra["run_form"] = RunForm(tenant=scenario.tenant, prefix="run")
+        if scenario is not None and scenario.published_at is None and _can_run(request):
+            extra["run_form"] = RunForm(tenant=scenario.tenant, prefix="run")
         return super().change_view(request, object_id, form_url, extra)  # type: ignore[misc]
 
     def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
