@@ -1,8 +1,8 @@
 """The simulation pages of the admin: "Run simulation" on a scenario's page (``ScenarioRunMixin``,
 mixed into ``simulation.admin.ScenarioAdmin``; its "Validate" is ``simulation.admin_warnings``'s), and
 the runs: a list, and a run page with a progress bar that updates while the run works (a small JSON
-status view polled by a few lines of script), Cancel while it runs, the error when it failed, and when it is done the result as
-charts and tables (``simulation.report``), the affected members page by page and as a CSV file.
+status view polled by a few lines of script), Cancel while it runs, the error when it failed, and when
+it is done the result as charts and tables (``simulation.report``), the affected members page by page and as a CSV file.
 
 Everything is scoped to the staff user's tenants like the other admin pages: another tenant's
 scenario or run is "not found".
