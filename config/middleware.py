@@ -76,6 +76,10 @@ class ProblemDetailsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if is_api_path(request.path):
+            if "\x00" in request.path:  # no id can hold it, and PostgreSQL refuses it in a query
+                return problem_response(
+                    status=400, code="malformed_request", detail="The path contains a NUL character (%00)."
+                )
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:

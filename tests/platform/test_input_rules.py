@@ -331,3 +331,12 @@ def test_dry_run_spellings(api, promotable, value, applied):
     assert [c["to"] for c in body["tier_changes"]] == ["gold"]
     assert (tier_state()[0] == ["gold"]) is applied
     assert (tier_state() == before) is not applied
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "delete"])
+@pytest.mark.parametrize("path", ["/api/v1/member/a%00b", "/api/v1/member/a%00b/tier", "/api/v1/tier/type/%00/tier"])
+def test_a_nul_in_the_path_is_400(api, ann, method, path):
+    before = nothing_stored()
+    body = assert_problem(getattr(api, method)(path), 400, "malformed_request")
+    assert body["detail"] == "The path contains a NUL character (%00)."
+    assert nothing_stored() == before
