@@ -6,6 +6,7 @@ serializer, call a service or selector with ``tenant_of(request)``, and render.
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -165,11 +166,20 @@ class BoundedJSONParser(parsers.JSONParser):
             raise exceptions.ParseError(
                 f"JSON parse error - the document nests deeper than {inputs.MAX_JSON_DEPTH} levels."
             )
+        overflowed: list[str] = []
+
+        def parse_float(literal: str) -> float:
+            value = float(literal)
+            if math.isinf(value):
+                overflowed.append(literal)
+            return value
+
         try:
-            document = json.loads(text, parse_constant=_refuse_constant)
+            document = json.loads(text, parse_constant=_refuse_constant, parse_float=parse_float)
         except (ValueError, RecursionError) as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
-        problems = inputs.json_problems(document)
+        walk = overflowed or inputs.may_hold_bad_strings(text)
+        problems = inputs.json_problems(document) if walk else {}
         if problems:
             raise exceptions.ValidationError(problems)
         return document

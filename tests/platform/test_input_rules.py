@@ -161,10 +161,24 @@ def test_nesting_up_to_the_limit_is_accepted(api):
     assert response.status_code == 201, response.content
 
 
-def test_brackets_inside_strings_do_not_count_as_nesting():
-    text = json.dumps({"s": "[" * 5000 + '\\"{' * 100, "t": ["]" * 10]})
-    assert not inputs.exceeds_depth(text, limit=3)
-    assert inputs.exceeds_depth('[[[["x"]]]]', limit=3)
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (json.dumps({"s": "[" * 5000 + '\\"{' * 100, "t": ["]" * 10]}), 2),
+        ('{"a": "\\"[[[[", "b": [[[[1]]]]}', 5),  # an escaped quote: the slow path
+        ('{"a": "[[[[", "b": [[[[1]]]]}', 5),  # none: the split path
+        ('{"a": "x\\\\", "b": "[[[[[["}', 1),  # a string ending in an escaped backslash
+    ],
+)
+def test_brackets_inside_strings_do_not_count_as_nesting(text, depth):
+    json.loads(text)
+    assert not inputs.exceeds_depth(text, limit=depth)
+    assert inputs.exceeds_depth(text, limit=depth - 1)
+
+
+def test_a_huge_float_inside_a_string_is_just_a_string(api):
+    response = post_raw(api, "/api/v1/member", '{"external_id": "m1", "attributes": {"x": "1e400", "y": 1e300}}')
+    assert response.status_code == 201, response.content
 
 
 @pytest.mark.parametrize(
