@@ -28,13 +28,13 @@ from datetime import datetime, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import TypeVar
 
+from members.types import EventFacts
 from points.buckets import PERIODS, cut_by_period, horizon, period_caps, share_buckets
 from points.types import (
     AppliedModifier,
     Award,
     CapShare,
     ConversionRuleSpec,
-    EventFacts,
     LaterEarn,
     ModifierSpec,
     PointEvent,

@@ -5,7 +5,6 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -66,29 +65,6 @@ class PointEvent:
     source: str = ""
     channel: str = ""
     campaign_code: str = ""
-
-
-class EventFacts(Protocol):
-    """What the engines read of a member event: a stored ``MemberEvent`` or a simulation record."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def amount(self) -> Decimal | None: ...
-    @property
-    def quantities(self) -> Any: ...
-    @property
-    def product(self) -> str: ...
-    @property
-    def partner(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def campaign_code(self) -> str: ...
 
 
 @dataclass(frozen=True)

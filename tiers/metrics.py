@@ -9,37 +9,16 @@ refunds, so the period that purchase belongs to drops (DOMAIN §4.5). The event 
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 
 from members.models import Member, MetricDay
+from members.types import Activity
 from tenancy.models import Tenant
 from tiers.types import DailyMetrics, metric_scope
 
 QUANTUM = Decimal("0.0001")
-
-
-class Activity(Protocol):
-    """What contributions read of an event: a stored ``MemberEvent`` or a simulation record."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def amount(self) -> Decimal | None: ...
-    @property
-    def quantities(self) -> Any: ...
-    @property
-    def product(self) -> str: ...
-    @property
-    def partner(self) -> str: ...
-    @property
-    def qualifying(self) -> bool: ...
-    @property
-    def refunded_amount(self) -> Decimal: ...
 
 
 Contributions = dict[tuple[date, str], Decimal]
