@@ -613,3 +613,21 @@ def test_publish_needs_the_admin_scope(api_client_for, tenant):
 
     assert_problem(APIClient().post(PUBLISH, body, format="json"), 401, "not_authenticated")
     assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)  # on-commit callbacks run as in production
+def test_in_process_the_relay_runs_after_the_response_never_inside_the_request(api, tenant, monkeypatch):
+    """No broker: a request that writes a message does not deliver it in its on-commit callback (a
+    webhook or IAM call would hold the response); the middleware runs the relay once the response is
+    closed, i.e. sent. Outside a request a kick runs it at once."""
+    from outbox import middleware, tasks
+
+    inside, after = [], []
+    monkeypatch.setattr(tasks.deliver_outbox, "delay", lambda: inside.append(1))
+    monkeypatch.setattr(
+        middleware, "deliver_outbox", type("Task", (), {"delay": staticmethod(lambda: after.append(1))})
+    )
+    response = api.post(PUBLISH, {"type": "points.adjusted"}, format="json")
+    assert (response.status_code, inside, after) == (202, [], [1])
+    tasks.kick()
+    assert (inside, after) == ([1], [1])
