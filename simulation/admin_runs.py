@@ -208,6 +208,7 @@ class SimulationRunAdmin(TenantScopedAdmin):
             "percent": _percent(run),
             "running": running,
             "requester": _requester(run),
+            "elapsed": _elapsed(run),
             "can_cancel": running and self.has_change_permission(request, run),
             "report": result,
             "currency": run.tenant.currency,
@@ -272,6 +273,17 @@ def _percent(run: SimulationRun) -> int:
     if not run.chunks_total:
         return 0
     return min(100, int(100 * run.chunks_done / run.chunks_total))
+
+
+def _elapsed(run: SimulationRun) -> str:
+    """How long a finished run took, in words ("" when it did not run)."""
+    if run.started_at is None or run.finished_at is None:
+        return ""
+    seconds = max(0, round((run.finished_at - run.started_at).total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    if minutes:
+        return f"{minutes} min {seconds} s"
+    return f"{seconds} s"
 
 
 def _requester(run: SimulationRun) -> str:

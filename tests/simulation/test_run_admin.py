@@ -89,6 +89,8 @@ def done(tenant: Any, scenario: Scenario) -> SimulationRun:
         events=34567,
         result=RESULT,
         requested_by="user:anna",
+        started_at=timezone.now() - timedelta(seconds=125),
+        finished_at=timezone.now(),
     )
     AffectedMember.objects.bulk_create(
         [
@@ -109,7 +111,7 @@ def test_run_page_shows_the_result_as_a_business_admin_reads_it(logged_in, done)
     page = text(response)
     assert "Gold at 8 nights" in page
     assert "Finished" in page
-    assert "100% — 1,200 of 1,200 members" in page
+    assert "100% — 1,200 of 1,200 members, took 2 min 5 s" in page
     # the at-a-glance figures
     assert "Members 1,200" in page
     assert "Events replayed 34,567" in page
@@ -152,7 +154,7 @@ def test_run_page_shows_the_result_as_a_business_admin_reads_it(logged_in, done)
     assert "Cancel simulation" not in page
 
     second = text(logged_in.get(run_url(done) + "?page=2"))
-    assert "M-PTS — — — -120" in second
+    assert "M-PTS — tier unchanged -120" in second
     assert "Page 2 of 2" in second
 
 
