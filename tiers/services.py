@@ -5,6 +5,7 @@ transaction (``tenancy.services.save_config``). Member tier services lock the me
 assignment, append a :class:`MemberTierChange`, audit, and emit ``tier.changed`` in one transaction.
 """
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from members.models import Member
 from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
-from tiers.engine import evaluate, grant_claim, held_until, metrics_since, settle, with_manual_grant
+from tiers.engine import enroll, evaluate, grant_claim, held_until, metrics_since, settle, with_manual_grant
 from tiers.metrics import daily_metrics
 from tiers.models import (
     AssignmentSource,
@@ -33,7 +34,7 @@ from tiers.models import (
     TierType,
 )
 from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
-from tiers.types import Claim, DailyMetrics, TierTypeSpec
+from tiers.types import DailyMetrics, TierTypeSpec
 
 
 class TierImmutable(Conflict):
@@ -363,6 +364,9 @@ def change_member_tier(
                 f"The member already holds {current.tier.code} (rank {current.tier.rank}); "
                 f"{tier.code} (rank {tier.rank}) is not higher."
             )
+    granted, valid_until = _manual_grant(
+        tenant=tenant, member=member, current=current, tier=tier, at=now, expires_at=expires_at, source=source
+    )
     change = apply_tier_change(
         tenant=tenant,
         member=member,
@@ -373,32 +377,38 @@ def change_member_tier(
         reason=reason.strip(),
         lock_until=lock_until,
         expires_at=expires_at,
-        valid_until=current.valid_until if current and current.tier_id == tier.pk else None,
+        valid_until=valid_until,
         now=now,
     )
-    _grant(tenant=tenant, member=member, tier=tier, at=now, expires_at=expires_at)
+    MemberTierAssignment.objects.filter(member=member, tier_type=tier.tier_type).update(granted_claims=granted)
     sync_tier_benefits(tenant=tenant, member=member, actor=actor, now=now)
     return change
 
 
-def _grant(*, tenant: Tenant, member: Member, tier: Tier, at: datetime, expires_at: datetime | None) -> None:
-    """Record the claim a manual change or invitation gives (``tiers.engine.grant_claim``): the member
-    keeps the tier as if they had qualified for it then, or until ``expires_at``. ``valid_until`` is
-    then what the engine makes of all the member's claims (``tiers.engine.held_until``), as the next
-    evaluation would set it."""
+def _manual_grant(
+    *,
+    tenant: Tenant,
+    member: Member,
+    current: MemberTierAssignment | None,
+    tier: Tier,
+    at: datetime,
+    expires_at: datetime | None,
+    source: str,
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The claims a manual change or invitation leaves the member with (``tiers.engine.grant_claim``:
+    the member keeps the tier as if they had qualified for it then, or until ``expires_at``), and the
+    ``valid_until`` the engine makes of all their claims (``tiers.engine.held_until``), as the next
+    evaluation would set it: known before the change is written, so its history row, audit entry and
+    ``tier.changed`` message carry it."""
+    before = assignment_snapshot(current) if current is not None else enroll(tier.pk, at, source)
     spec = next((s for s in tier_type_specs(tenant=tenant) if s.id == tier.tier_type_id), None)
-    if spec is None:
-        return
+    if spec is None:  # not among the active tier types: nothing to claim
+        return [c.as_dict() for c in before.granted], None
     tz = ZoneInfo(tenant.timezone)
-    claim = grant_claim(spec, tier.pk, at, tz, expires_at)
-    assignment = MemberTierAssignment.objects.get(member=member, tier_type_id=tier.tier_type_id)
-    held = tuple(Claim.from_dict(c) for c in assignment.granted_claims or ())
-    assignment.granted_claims = [c.as_dict() for c in with_manual_grant(held, claim)]
-    metrics = daily_metrics(member=member, since=metrics_since(spec, at, tz, assignment.enrolled_at))
-    assignment.valid_until = held_until(spec, member_snapshot(member), assignment_snapshot(assignment), metrics, at, tz)
-    MemberTierAssignment.objects.filter(pk=assignment.pk).update(
-        granted_claims=assignment.granted_claims, valid_until=assignment.valid_until
-    )
+    granted = with_manual_grant(before.granted, grant_claim(spec, tier.pk, at, tz, expires_at))
+    after = replace(before, tier_id=tier.pk, granted=granted)
+    metrics = daily_metrics(member=member, since=metrics_since(spec, at, tz, after.enrolled_at))
+    return [c.as_dict() for c in granted], held_until(spec, member_snapshot(member), after, metrics, at, tz)
 
 
 @transaction.atomic

@@ -4,10 +4,12 @@ next evaluation computes it (``tiers.engine.held_until``), not null until the ne
 import uuid
 
 import pytest
+from django.utils.dateparse import parse_datetime
 
 from benefits.models import EventCode
+from outbox.models import OutboxMessage
 from tests.events.test_ingestion import stay
-from tiers.models import MemberTierAssignment
+from tiers.models import MemberTierAssignment, MemberTierChange
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +43,10 @@ def test_a_manual_change_sets_valid_until_as_evaluation_would(api, ann):
     assert entry["valid_until"] is not None
     assert entry["grace_until"] is not None
     assert [e["valid_until"] for e in response.json() if e["tier_type"] == "hotel"] == [entry["valid_until"]]
+    change = MemberTierChange.objects.get(to_tier__code="gold")
+    assert change.valid_until == parse_datetime(entry["valid_until"])
+    message = OutboxMessage.objects.get(type="tier.changed", data__to="gold")
+    assert parse_datetime(message.data["valid_until"]) == change.valid_until
     assert _after_an_event_that_changes_nothing(api)["valid_until"] == entry["valid_until"]
 
 
