@@ -28,6 +28,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from audit.services import record_audit
+from benefits import selectors
 from benefits.engine import (
     BenefitSpec,
     HeldTier,
@@ -219,23 +220,8 @@ def delete_event_code(*, tenant: Tenant, event_code: EventCode, actor: Any) -> N
 
 # --- grants ---------------------------------------------------------------------------------------
 def benefit_catalog(tenant: Tenant) -> dict[int, BenefitSpec]:
-    """The tenant's benefits as the engine reads them."""
-    return {
-        b.pk: BenefitSpec(
-            id=b.pk,
-            code=b.code,
-            lifetime=b.lifetime,
-            criteria=tuple(b.criteria),
-            exclusive_group=b.exclusive_group,
-            priority=b.priority,
-            component_ids=tuple(c.pk for c in b.components.all()),
-            is_template=b.is_template,
-            active=b.active,
-            valid_from=b.valid_from,
-            valid_until=b.valid_until,
-        )
-        for b in Benefit.objects.filter(tenant=tenant).prefetch_related("components")
-    }
+    """The tenant's benefits as the engine reads them (cached per configuration version)."""
+    return selectors.benefit_catalog(tenant=tenant)
 
 
 def _take_one(benefit: Benefit) -> bool:
@@ -356,10 +342,7 @@ def _tier_inputs(
         HeldTier(a.tier_id, a.tier_type_id, a.tier.rank, a.tier.code, a.tier_type.priority)
         for a in MemberTierAssignment.objects.filter(member=member).select_related("tier", "tier_type")
     ]
-    mappings = [
-        TierMappingSpec(m.tier_id, m.tier.tier_type_id, m.tier.rank, m.benefit_id, m.inheritable, m.tier.code)
-        for m in TierBenefitMapping.objects.filter(tenant=tenant).select_related("tier")
-    ]
+    mappings = selectors.tier_mapping_specs(tenant=tenant)
     return catalog, held, mappings, criteria_judge(tenant=tenant, member=member, now=now)
 
 

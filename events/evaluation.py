@@ -34,8 +34,14 @@ MAX_ATTEMPTS = 6
 def process_event_locked(*, tenant: Tenant, member: Member, event: MemberEvent) -> MemberEvent:
     """Evaluate one event and save it (an insert for a new event). The caller holds the member's lock."""
     process_run_locked(tenant=tenant, member=member, events=[event])
-    event.save()
+    if event.pk is None:
+        event.save(force_insert=True)
+    else:  # already inserted (by ingestion): write back what evaluation set
+        event.save(update_fields=RUN_FIELDS)
     return event
+
+
+RUN_FIELDS = ["status", "processed_at", "last_error", "counted", "result"]  # what process_run_locked sets
 
 
 def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEvent]) -> None:
@@ -68,7 +74,7 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
                 MemberEvent.objects.filter(pk=event.refund_of_id).update(
                     refunded_amount=F("refunded_amount") + (event.amount or Decimal(0))
                 )
-                original = MemberEvent.objects.get(pk=event.refund_of_id)
+                original = _refunded_original(event, event.refund_of_id)
                 earned = reverse_refunded_points(tenant=tenant, member=member, refund=event, original=original)
             elif earns_points:
                 earned = award_event_points(tenant=tenant, member=member, event=event, assignments=assignments)
@@ -121,6 +127,17 @@ def process_run_locked(*, tenant: Tenant, member: Member, events: list[MemberEve
             points=points.get(id(event)),
             benefits=_merge(benefit_changes if last else {}, campaign.get(id(event), {})),
         )
+
+
+def _refunded_original(refund: MemberEvent, original_id: int) -> MemberEvent:
+    """The event a refund refunds, as stored after the refund's amount was added to it. Ingestion has
+    loaded it already (validation); the member's lock, held here, keeps anyone else from refunding it
+    meanwhile, so adding the amount to the loaded row equals reading it again."""
+    original = refund.refund_of if MemberEvent.refund_of.is_cached(refund) else None
+    if original is None:
+        return MemberEvent.objects.get(pk=original_id)
+    original.refunded_amount += refund.amount or Decimal(0)
+    return original
 
 
 def _merge(*changes: dict[str, list]) -> dict[str, list]:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import record_audit
+from config.db import insert_unless_taken
 from config.errors import DomainError, IdempotencyConflict, Invalid
 from config.tracing import current_request_id
 from events.evaluation import event_result, process_event_locked
@@ -94,12 +95,12 @@ def ingest_event(
                 raise MemberNotFound()
             member, _ = register_member(tenant=tenant, registration=Registration(external_id=member_id), actor=actor)
             member = lock_member(member)
-        existing = MemberEvent.objects.filter(tenant=tenant, source=data["source"], event_id=data["event_id"]).first()
-        if existing is not None:
-            if existing.body_hash != digest:
-                raise IdempotencyConflict("This source and event_id were used for a different event.")
-            return existing, True
-        original = _validate(tenant, member, data, now)
+        try:
+            original = _validate(tenant, member, data, now)
+        except Invalid:
+            if (existing := _stored(tenant, data)) is not None:
+                return _replayed(existing, digest)  # a replay answers as the original did, valid today or not
+            raise
         too_old = data["occurred_at"] < now - timedelta(days=tenant.max_event_age_days)
         event = MemberEvent(
             tenant=tenant,
@@ -114,13 +115,25 @@ def ingest_event(
             event.status = MemberEvent.Status.REJECTED
             event.result = event_result(event, tier_changes=[], note=f"older than {tenant.max_event_age_days} days")
             event.processed_at = now
-            event.save(force_insert=True)
-        elif asynchronous:
-            event.save(force_insert=True)
+        # The idempotency check is the insert itself: a stored (source, event_id) makes it a no-op.
+        if not insert_unless_taken(event):
+            return _replayed(_stored(tenant, data), digest)
+        if asynchronous and not too_old:
             enqueue_member(member.pk)
-        else:
-            process_event_locked(tenant=tenant, member=member, event=event)  # saves it, processed
+        elif not too_old:
+            process_event_locked(tenant=tenant, member=member, event=event)  # evaluates it, writes it back
     return event, False
+
+
+def _stored(tenant: Tenant, data: dict[str, Any]) -> MemberEvent | None:
+    return MemberEvent.objects.filter(tenant=tenant, source=data["source"], event_id=data["event_id"]).first()
+
+
+def _replayed(existing: MemberEvent | None, digest: str) -> tuple[MemberEvent, bool]:
+    """The stored event for a replay; 409 when its key was used with another body."""
+    if existing is None or existing.body_hash != digest:  # (None: the row that took the key is gone)
+        raise IdempotencyConflict("This source and event_id were used for a different event.")
+    return existing, True
 
 
 def ingest_batch(*, tenant: Tenant, items: list[tuple[int, str, dict[str, Any]]], actor: Any) -> list[dict[str, Any]]:

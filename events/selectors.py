@@ -19,12 +19,16 @@ def member_events(*, tenant: Tenant) -> QuerySet[MemberEvent]:
     return MemberEvent.objects.filter(tenant=tenant).select_related("member")
 
 
-def tier_progress(*, tenant: Tenant, member: Member) -> dict[int, dict[str, Any] | None]:
-    """Per tier type id, what the member still needs for the next tier (``tiers.engine.progress``)."""
+def tier_progress(
+    *, tenant: Tenant, member: Member, assignments: list[MemberTierAssignment] | None = None
+) -> dict[int, dict[str, Any] | None]:
+    """Per tier type id, what the member still needs for the next tier (``tiers.engine.progress``).
+    ``assignments`` are the member's current ones when the caller has already read them."""
     now = timezone.now()
     tz = ZoneInfo(tenant.timezone)
     specs = {spec.id: spec for spec in tier_type_specs(tenant=tenant)}
-    assignments = list(MemberTierAssignment.objects.filter(member=member))
+    if assignments is None:
+        assignments = list(MemberTierAssignment.objects.filter(member=member))
     metrics = daily_metrics(member=member, since=metrics_window_start(tenant=tenant, assignments=assignments, now=now))
     snapshot = member_snapshot(member)
     return {

@@ -21,7 +21,17 @@ def members(*, tenant: Tenant) -> QuerySet[Member]:
 
 
 def get_member(*, tenant: Tenant, external_id: str) -> Member:
+    """The member with their current tiers prefetched (``member.tier_assignments.all()``, in
+    ``member_tiers`` order)."""
     member = members(tenant=tenant).filter(external_id=external_id).first()
+    if member is None:
+        raise MemberNotFound()
+    return member
+
+
+def find_member(*, tenant: Tenant, external_id: str) -> Member:
+    """The member alone, for a write that locks and re-reads them anyway (one statement, no tiers)."""
+    member = Member.objects.filter(tenant=tenant, external_id=external_id).first()
     if member is None:
         raise MemberNotFound()
     return member

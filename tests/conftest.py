@@ -174,8 +174,10 @@ def eager_tasks():
 def _fresh_config_cache():
     """Rolled-back tests reuse primary keys, so a snapshot cached by (tenant id, config_version) in one
     test could be served in the next: start every test with an empty cache."""
+    from benefits import selectors as benefit_selectors
     from points import selectors as point_selectors
     from tiers import selectors
 
     selectors._SPEC_CACHE.clear()
     point_selectors._CACHE.clear()
+    benefit_selectors._CATALOG_CACHE.clear()

@@ -184,7 +184,11 @@ def apply_tier_change(
     changed, a ``tier.changed`` message.
     """
     now = now or timezone.now()
-    assignment = MemberTierAssignment.objects.filter(member=member, tier_type=tier_type).select_related("tier").first()
+    assignment = (
+        MemberTierAssignment.objects.filter(member=member, tier_type=tier_type)
+        .select_related("tier", "tier_type")  # the audit's "before" names both
+        .first()
+    )
     from_tier = assignment.tier if assignment else None
     before = _assignment_view(assignment)
     if to_tier is None:
@@ -210,7 +214,9 @@ def apply_tier_change(
             assignment.since = now
         assignment.tier, assignment.source, assignment.rule = to_tier, source, rule
         assignment.valid_until, assignment.lock_until, assignment.expires_at = valid_until, lock_until, expires_at
-        assignment.save()
+        assignment.save(
+            update_fields=["tier", "source", "rule", "since", "valid_until", "lock_until", "expires_at", "updated_at"]
+        )
     change = MemberTierChange.objects.create(
         tenant=tenant,
         member=member,
@@ -507,11 +513,12 @@ def evaluate_member_tiers(
         }
         if applies:
             rule = PromotionRule.objects.filter(pk=decision.rule_id).first() if decision.rule_id else None
+            to_tier = Tier.objects.select_related("tier_type").get(pk=decision.to_tier_id)
             apply_tier_change(
                 tenant=tenant,
                 member=member,
-                tier_type=assignment.tier.tier_type,
-                to_tier=Tier.objects.get(pk=decision.to_tier_id),
+                tier_type=to_tier.tier_type,
+                to_tier=to_tier,
                 source=source,
                 actor=actor,
                 reason=decision.reason,

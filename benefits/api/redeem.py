@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from benefits.codes import redeem_event_code
 from benefits.models import EventCode
 from config.api import IDEMPOTENCY_KEY, MEMBER_ID, SCOPE_WRITE, tenant_of
-from members.selectors import get_member
+from members.selectors import find_member
 from tenancy.idempotency import idempotent
 
 
@@ -87,7 +87,7 @@ class EventCodeRedeemView(APIView):
     )
     def post(self, request: Request, member_id: str) -> Any:
         tenant = tenant_of(request)
-        member = get_member(tenant=tenant, external_id=member_id)
+        member = find_member(tenant=tenant, external_id=member_id)
         data = EventCodeRedeemInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
 

@@ -121,8 +121,9 @@ class MemberTierView(APIView):
         """Current tiers with ``progress``: what is still needed for the next tier, per rule and criterion."""
         tenant = tenant_of(request)
         member = get_member(tenant=tenant, external_id=member_id)
-        context = {"progress": tier_progress(tenant=tenant, member=member)}
-        return Response(MemberTierOutputSerializer(member_tiers(member=member), many=True, context=context).data)
+        assignments = list(member.tier_assignments.all())  # prefetched by get_member, in member_tiers order
+        context = {"progress": tier_progress(tenant=tenant, member=member, assignments=assignments)}
+        return Response(MemberTierOutputSerializer(assignments, many=True, context=context).data)
 
     @extend_schema(request=None, responses=MemberTierOutputSerializer(many=True))
     def post(self, request: Request, member_id: str) -> Response:

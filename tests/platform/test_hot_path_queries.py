@@ -59,7 +59,7 @@ def program(tenant, ladder, api):
 
 
 def test_a_plain_earning_event(api, program, django_assert_num_queries):
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(15):
         response = api.post(EVENTS, stay("e1"), format="json")
     assert (response.status_code, response.json()["points"]["total"], response.json()["tier_changes"]) == (
         201,
@@ -69,7 +69,7 @@ def test_a_plain_earning_event(api, program, django_assert_num_queries):
 
 
 def test_a_promoting_event(api, program, django_assert_num_queries):
-    with django_assert_num_queries(39):
+    with django_assert_num_queries(33):
         response = api.post(EVENTS, stay("e1", nights=30), format="json")
     body = response.json()
     assert [(c["from"], c["to"]) for c in body["tier_changes"]] == [("member", "gold")]
@@ -79,7 +79,7 @@ def test_a_promoting_event(api, program, django_assert_num_queries):
 def test_a_refund(api, program, django_assert_num_queries):
     refund = {"event_id": "r1", "source": "pos", "type": "refund", "refund_of": "warm-up", "amount": "50.00"}
     refund["occurred_at"] = timezone.now().isoformat()
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(18):
         response = api.post(EVENTS, refund, format="json")
     assert (response.status_code, response.json()["points"]["total"]) == (201, -500)
 
@@ -98,12 +98,12 @@ def test_an_async_run_of_ten_events(api, program, django_assert_num_queries, dja
 
 
 def test_a_member_tier_read(api, program, django_assert_num_queries):
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(4):
         response = api.get("/api/v1/member/ann/tier")
     assert [(t["tier_type"], t["tier"]) for t in response.json()] == [("hotel", "member")]
 
 
 def test_a_redemption(api, program, django_assert_num_queries):
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(15):
         response = api.post("/api/v1/member/ann/event-code/redeem", {"code": "BONUS"}, format="json")
     assert (response.status_code, response.json()["points"]["points"]) == (201, 500)
