@@ -10,7 +10,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from config.beat import SeedOnceScheduler
 from config.celery import app
 
-pytestmark = pytest.mark.django_db
+# transaction=True: the scheduler manages its own connection (on PostgreSQL it refuses a test's atomic block).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_beat_restart_keeps_the_admins_edits_and_seeds_what_is_missing():
