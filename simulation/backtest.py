@@ -190,6 +190,26 @@ def merge(partials: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return total
 
 
+def in_rank_order(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored result with each tier type's counts keyed in rank order again: PostgreSQL stores JSON
+    as jsonb, which keeps keys sorted by length then bytes, so ``render``'s order comes back lost. Each
+    tier type carries its codes in rank order under ``tiers`` for this."""
+    if not result:
+        return result
+    types = []
+    for row in result.get("tier_types", []):
+        order = row.get("tiers") or list(row["baseline"])
+        types.append(
+            {
+                **row,
+                "tiers": order,
+                "baseline": {code: row["baseline"].get(code, 0) for code in order},
+                "scenario": {code: row["scenario"].get(code, 0) for code in order},
+            }
+        )
+    return {**result, "tier_types": types}
+
+
 def render(run: SimulationRun, total: Mapping[str, Any], baseline: Program, scenario: Program) -> dict[str, Any]:
     """The merged partials as API.md shapes the result: codes, not ids; every tier of a type listed
     (zeros included), in rank order."""
@@ -201,11 +221,12 @@ def render(run: SimulationRun, total: Mapping[str, Any], baseline: Program, scen
         out_types.append(
             {
                 "tier_type": spec.code,
+                "tiers": [t.code for t in ranked],
                 "baseline": {t.code: row["baseline"].get(str(t.id), 0) for t in ranked},
                 "scenario": {t.code: row["scenario"].get(str(t.id), 0) for t in ranked},
                 "transitions": [
                     {"from": _code(spec, b), "to": _code(spec, s), "members": n}
-                    for key, n in sorted(row["transitions"].items(), key=lambda item: -item[1])
+                    for key, n in sorted(row["transitions"].items(), key=lambda item: (-item[1], item[0]))
                     for b, s in [key.split(">")]
                 ],
             }

@@ -106,7 +106,7 @@ def report(result: dict[str, Any]) -> Report:
 
 
 def _tier_type(row: dict[str, Any]) -> TierTypeReport:
-    tiers = list(row["baseline"])
+    tiers = list(row.get("tiers") or row["baseline"])  # rank order (jsonb does not keep key order)
     baseline, scenario = row["baseline"], row["scenario"]
     chart = pygal.Bar(
         style=STYLE,

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from config.api import SCOPE_ADMIN, TenantQuerysetMixin, require_well_formed_body, tenant_of
-from simulation.backtest import cancel
+from simulation.backtest import cancel, in_rank_order
 from simulation.models import AffectedMember, SimulationRun
 from simulation.runs import start_run
 from simulation.selectors import affected_members, simulation_runs
@@ -80,6 +80,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         data["from"], data["to"] = data.pop("starts"), data.pop("ends")
         data["error"] = data["error"] or None
+        data["result"] = in_rank_order(data["result"])
         return data
 
     def get_progress(self, run: SimulationRun) -> dict[str, int]:

@@ -241,7 +241,16 @@ def redeem(p: Program) -> Callable[[], list]:
 
 def manual_change(p: Program) -> Callable[[], list]:
     change_member_tier(tenant=p.tenant, member=p.ann, tier=p.tiers["silver"], reason="goodwill", actor=ACTOR)
-    return lambda: [("tier.changed", "ann", tier_changed("member", "silver", reason="goodwill", source="manual"))]
+    silver = p.ann.tier_assignments.get()
+    return lambda: [
+        (
+            "tier.changed",
+            "ann",
+            tier_changed(
+                "member", "silver", reason="goodwill", source="manual", valid_until=local_iso(p, silver.valid_until)
+            ),
+        )
+    ]
 
 
 def gold_grant(p: Program) -> MemberBenefit:

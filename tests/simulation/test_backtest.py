@@ -87,7 +87,7 @@ def test_prediction_equals_outcome_after_publish_and_re_evaluation(tenant, fille
 
 
 def test_a_backtest_through_the_api_reports_the_shift_and_the_members_it_moves(
-    api, tenant, filled, django_capture_on_commit_callbacks
+    api, tenant, filled, eager_tasks, django_capture_on_commit_callbacks
 ):
     _, scenario = filled
     today = timezone.localdate()
@@ -124,7 +124,9 @@ def test_a_backtest_through_the_api_reports_the_shift_and_the_members_it_moves(
     assert_problem(api.post(f"{URL}/{run['id']}/cancel"), 409, "run_finished")
 
 
-def test_a_run_on_a_tenant_without_members_is_done_with_zeros(api, tenant, ladder, django_capture_on_commit_callbacks):
+def test_a_run_on_a_tenant_without_members_is_done_with_zeros(
+    api, tenant, ladder, eager_tasks, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(URL, {"from": "2026-01-01", "to": "2026-06-30"}, format="json")
     run = api.get(response.json()["url"]).json()
@@ -133,6 +135,7 @@ def test_a_run_on_a_tenant_without_members_is_done_with_zeros(api, tenant, ladde
     assert run["result"]["tier_types"] == [
         {
             "tier_type": "hotel",
+            "tiers": ["member", "silver", "gold", "platinum"],
             "baseline": {"member": 0, "silver": 0, "gold": 0, "platinum": 0},
             "scenario": {"member": 0, "silver": 0, "gold": 0, "platinum": 0},
             "transitions": [],

@@ -28,6 +28,7 @@ RESULT = {
     "tier_types": [
         {
             "tier_type": "hotel",
+            "tiers": ["member", "silver", "gold", "platinum"],
             "baseline": {"member": 700, "silver": 300, "gold": 150, "platinum": 50},
             "scenario": {"member": 640, "silver": 310, "gold": 200, "platinum": 50},
             "transitions": [
@@ -305,7 +306,9 @@ def test_the_scenario_page_offers_the_run_form_with_the_tenants_tier_types(logge
     assert reverse("admin:simulation_scenario_run", args=[scenario.pk]) in response.content.decode()
 
 
-def test_running_a_simulation_from_the_scenario_page(logged_in, tenant, filled, django_capture_on_commit_callbacks):
+def test_running_a_simulation_from_the_scenario_page(
+    logged_in, tenant, filled, eager_tasks, django_capture_on_commit_callbacks
+):
     made, scenario = filled
     url = reverse("admin:simulation_scenario_change", args=[scenario.pk])
     assert "Run simulation" in text(logged_in.get(url))
