@@ -32,7 +32,8 @@ Choices where DOMAIN.md is silent (each is tested):
   has none); a missing attribute fails its criterion.
 """
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
@@ -241,6 +242,25 @@ def _candidate_days(metrics: DailyMetrics, rules: list[RuleSpec], lo: date, hi: 
     return sorted(d for d in days if lo <= d <= hi)
 
 
+RISING_OPERATORS = frozenset({"gte", "gt"})
+
+
+def _rises_with_the_day(rule: RuleSpec, scope: _Scope, start: date, end: date) -> bool:
+    """Whether ``rule`` checked over ``start``..d can only turn from false to true as d grows within
+    ``start``..``end``: every criterion compares a running total (no window of its own, not an attribute
+    or a time-varying metric) with ``gte``/``gt``, and no day of the range lowers that total. Then the
+    rule holds on some day of the range exactly when it holds on the last, and the first day it holds
+    can be found by bisection: the same answers as checking every day, without checking them all."""
+    return all(
+        c.operator in RISING_OPERATORS
+        and not c.window_days
+        and c.metric not in TIME_VARYING
+        and not c.metric.startswith("attribute:")
+        and scope.metrics.never_falls(c.metric + scope.scope, start, end)
+        for c in rule.criteria
+    )
+
+
 def _calendar_claims(
     spec: TierTypeSpec,
     rules: list[RuleSpec],
@@ -271,17 +291,33 @@ def _calendar_claims(
         if not alive:
             break  # older periods end earlier still
         p_start, p_last = local_day(start, tz), min(local_day(end - timedelta(seconds=1), tz), today)
-        days = _candidate_days(metrics, rules, p_start, p_last, None)
+        if p_start > p_last:
+            continue
+        days: list[date] | None = None  # the candidate days, found once a rule needs them
         for rule in rules:
             tier_id = rule.target_tier_id
             if tier_id in found or tier_id is None or not _effective_during(rule, start, min(end, now)):
                 continue
-            if spec.validity == "fixed_days":
+            rising = _rises_with_the_day(rule, scope, p_start, p_last)
+            if spec.validity != "fixed_days":
+                if scope.matches(rule, p_start, p_last):
+                    found[tier_id] = Claim(tier_id, claim_end, "rule", rule.id)
+                    continue
+                if rising:
+                    continue  # a rising rule that fails on the last day failed on every day
+            if days is None:
+                days = _candidate_days(metrics, rules, p_start, p_last, None)
+            if spec.validity != "fixed_days":
+                if any(scope.matches(rule, p_start, d) for d in reversed(days[:-1])):
+                    found[tier_id] = Claim(tier_id, claim_end, "rule", rule.id)
+                continue
+            if rising:
+                first = bisect_left(days, True, key=lambda d: scope.matches(rule, p_start, d))
+                crossing = days[first] if first < len(days) else None
+            else:
                 crossing = next((d for d in days if scope.matches(rule, p_start, d)), None)
-                if crossing is not None and day_end(crossing, tz) + validity + grace >= now:
-                    found[tier_id] = Claim(tier_id, day_end(crossing, tz) + validity, "rule", rule.id)
-            elif any(scope.matches(rule, p_start, d) for d in reversed(days)):
-                found[tier_id] = Claim(tier_id, claim_end, "rule", rule.id)
+            if crossing is not None and day_end(crossing, tz) + validity + grace >= now:
+                found[tier_id] = Claim(tier_id, day_end(crossing, tz) + validity, "rule", rule.id)
         if wanted <= found.keys():
             break
     return list(found.values())
@@ -289,14 +325,20 @@ def _calendar_claims(
 
 def _periods_newest_first(
     spec: TierTypeSpec, metrics: DailyMetrics, assignment: AssignmentSnapshot, now: datetime, tz: tzinfo
-) -> list[tuple[datetime, datetime]]:
+) -> Iterator[tuple[datetime, datetime]]:
     """The current period, then every earlier period with activity, newest first (a period without
-    activity qualifies for nothing that the current one would not)."""
+    activity qualifies for nothing that the current one would not). Lazily: callers stop at the first
+    period whose claims have ended, and each period skips its own days in one bisection."""
     current = period_of(spec.qualification, now, tz, assignment.enrolled_at)
-    periods = {current}
-    for day in metrics.active_days(None, local_day(now, tz)):
-        periods.add(period_of(spec.qualification, day_start(day, tz), tz, assignment.enrolled_at))
-    return sorted(periods, reverse=True)[:MAX_PERIODS]
+    yield current
+    days = metrics.active_days(None, local_day(current[0], tz) - timedelta(days=1))
+    last = len(days) - 1
+    for _ in range(MAX_PERIODS - 1):
+        if last < 0:
+            return
+        period = period_of(spec.qualification, day_start(days[last], tz), tz, assignment.enrolled_at)
+        yield period
+        last = bisect_left(days, local_day(period[0], tz)) - 1
 
 
 def _rolling_claims(

@@ -165,6 +165,7 @@ class DailyMetrics:
         self._dates = sorted(days or {})
         self._days = {d: dict(v) for d, v in (days or {}).items()}
         self._prefix: dict[str, list[Decimal]] = {}
+        self._falls: dict[str, list[int]] = {}
 
     @property
     def first_day(self) -> date | None:
@@ -182,6 +183,15 @@ class DailyMetrics:
         lo = 0 if start is None else bisect_left(self._dates, start)
         hi = bisect_right(self._dates, end)
         return prefix[hi] - prefix[lo] if hi > lo else ZERO
+
+    def never_falls(self, metric: str, start: date, end: date) -> bool:
+        """Whether no day of ``start`` .. ``end`` lowers ``metric`` (no negative day, as a refund makes), so
+        its running total from any day on only rises."""
+        if metric not in self._falls:
+            negative = (1 if self._days[d].get(metric, 0) < 0 else 0 for d in self._dates)
+            self._falls[metric] = [0, *accumulate(negative)]
+        falls = self._falls[metric]
+        return falls[bisect_right(self._dates, end)] == falls[bisect_left(self._dates, start)]
 
     def active_days(self, start: date | None, end: date) -> list[date]:
         lo = 0 if start is None else bisect_left(self._dates, start)
