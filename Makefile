@@ -18,7 +18,7 @@ install: $(BIN)/.installed
 # Embedded default: SQLite under var/, tasks in-process, demo program loaded, admin login printed.
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py seed_demo --address http://$(HOST):$(PORT)
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Whole suite on whatever DATABASE_URL says (SQLite by default). Service tests skip with a reason

@@ -1,5 +1,6 @@
 """``manage.py seed_demo``: the demo program loads, through the services, and is idempotent."""
 
+import logging
 from io import StringIO
 
 import pytest
@@ -85,3 +86,16 @@ def test_seed_demo_builds_a_program_and_is_idempotent(settings, tmp_path):
         AuditEntry.objects.count(),
     ) == counts
     assert password in again  # the same login every time
+
+
+def test_seed_demo_prints_the_address_it_is_given_and_keeps_task_logs_out(settings, tmp_path, caplog):
+    settings.DATA_DIR = tmp_path
+    out = StringIO()
+    with caplog.at_level("INFO"):
+        call_command("seed_demo", "--members", "5", "--address", "http://127.0.0.1:8099", stdout=out)
+    output = out.getvalue()
+    assert "  Admin:    http://127.0.0.1:8099/admin/" in output
+    assert "  API docs: http://127.0.0.1:8099/api/v1/docs" in output
+    assert "8000" not in output
+    assert [r for r in caplog.records if r.levelno < 30] == []  # no INFO lines from the seeding's tasks
+    assert logging.getLogger("privilege").isEnabledFor(logging.INFO)  # logging is back on afterwards

@@ -60,7 +60,7 @@ def test_embedded_default_with_no_services(tmp_path):
         "debug": True,
         "cache": "django.core.cache.backends.locmem.LocMemCache",
         "eager": True,
-        "broker": "memory://",
+        "broker": "memory://localhost/",
         "data_dir": str(tmp_path),
     }
 
