@@ -8,6 +8,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig, Susp
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, pagination, parsers, permissions
 from rest_framework.request import Request
@@ -71,6 +73,29 @@ def boolean_query_param(request: Request, name: str, *, default: bool = False) -
     if len(set(values)) > 1:
         raise Invalid(errors={name: ["Given more than once with different values."]})
     return values[0]
+
+
+def instant_query_param(request: Request, name: str) -> datetime | None:
+    """An ISO 8601 date-time query parameter with its UTC offset (``Z`` or ``+07:00``), or None when
+    absent. A value without an offset, with an offset beyond ±15:59, out of range or given twice is a
+    422 naming it: an instant is never guessed in some time zone."""
+    raws = request.query_params.getlist(name)
+    if not raws:
+        return None
+    if len(raws) > 1:
+        raise Invalid(errors={name: ["Given more than once."]})
+    try:
+        value = parse_datetime(raws[0].strip())
+    except ValueError:
+        value = None
+    if value is None:
+        raise Invalid(errors={name: ["Not an ISO 8601 date-time (e.g. 2026-03-01T00:00:00Z)."]})
+    if value.tzinfo is None:
+        raise Invalid(errors={name: ["Give the UTC offset (Z or e.g. +07:00): the instant is ambiguous without it."]})
+    problem = inputs.datetime_problem(value)
+    if problem is not None:
+        raise Invalid(errors={name: [problem]})
+    return value
 
 
 def scope_to_tenant(serializer: Any, fields: dict[str, Any], **querysets: Any) -> None:

@@ -1,12 +1,14 @@
 """Tier reads, always within one tenant."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import QuerySet
 
 from members.models import Member
 from tenancy.models import Tenant
-from tiers.models import MemberTierAssignment, PromotionRule, Tier, TierType
+from tiers.models import MemberTierAssignment, MemberTierChange, PromotionRule, Tier, TierType
 from tiers.types import AssignmentSnapshot, Claim, CriterionSpec, MemberSnapshot, RuleSpec, TierSpec, TierTypeSpec
 
 
@@ -136,3 +138,67 @@ def member_snapshot(member: Member) -> MemberSnapshot:
     return MemberSnapshot(
         registered_at=member.registered_at, attributes=member.attributes or {}, last_event_at=member.last_event_at
     )
+
+
+@dataclass(frozen=True)
+class HeldAt:
+    """A member's position in one tier type at a past instant, read from the tier history. The fields
+    are those of :class:`MemberTierAssignment` that the history keeps: ``valid_until``, ``lock_until``
+    and ``expires_at`` as recorded by the change that put the member there (a later extension of
+    ``valid_until`` by qualifying activity is not a change and is not in the history)."""
+
+    tier_type: TierType
+    tier: Tier
+    since: datetime
+    valid_until: datetime | None
+    source: str
+    lock_until: datetime | None
+    expires_at: datetime | None
+
+    @property
+    def tier_type_id(self) -> int:
+        return self.tier_type.pk
+
+
+def tiers_held_at(*, tenant: Tenant, member: Member, at: datetime) -> list[HeldAt]:
+    """The tiers ``member`` held at ``at`` (time travel, API.md): per tier type, the latest change at or
+    before ``at`` (none, or a removal: nothing held); ``since`` is when the member entered that tier.
+    One query; tier types in the order of ``GET .../tier``."""
+    changes = (
+        MemberTierChange.objects.filter(tenant=tenant, member=member, at__lte=at)
+        .select_related("tier_type", "to_tier")
+        .order_by("tier_type_id", "-at", "-id")
+    )
+    by_type: dict[int, list[MemberTierChange]] = {}
+    for change in changes:
+        by_type.setdefault(change.tier_type_id, []).append(change)  # newest first
+    latest = {tier_type_id: rows[0] for tier_type_id, rows in by_type.items()}
+    since = {tier_type_id: _entered(rows) for tier_type_id, rows in by_type.items()}
+    held = [
+        HeldAt(
+            tier_type=change.tier_type,
+            tier=change.to_tier,
+            since=since[tier_type_id],
+            valid_until=change.valid_until,
+            source=change.source,
+            lock_until=change.lock_until,
+            expires_at=change.expires_at,
+        )
+        for tier_type_id, change in latest.items()
+        if change.to_tier is not None
+    ]
+    return sorted(held, key=lambda h: (-h.tier_type.priority, h.tier_type_id))
+
+
+def _entered(newest_first: list[MemberTierChange]) -> datetime:
+    """When the member entered the tier the newest change left them on: the latest change into it
+    from elsewhere (changes that kept the tier, e.g. a new lock, do not restart ``since``)."""
+    tier_id = newest_first[0].to_tier_id
+    entered = newest_first[0].at
+    for change in newest_first:
+        if change.to_tier_id != tier_id:
+            break
+        entered = change.at
+        if change.from_tier_id != tier_id:
+            break
+    return entered

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import django_filters
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -20,6 +21,7 @@ from config.api import (
     SCOPE_WRITE,
     PageNumberPagination,
     TenantQuerysetMixin,
+    instant_query_param,
     require_well_formed_body,
     tenant_of,
 )
@@ -50,7 +52,7 @@ from points.selectors import member_point_totals, member_points, quote_event_poi
 from points.types import PointEvent
 from tenancy.idempotency import idempotent
 from tiers import services as tier_services
-from tiers.selectors import tier_by_codes, tier_type_by_code
+from tiers.selectors import tier_by_codes, tier_type_by_code, tiers_held_at
 
 GRANT_ID = OpenApiParameter("grant_id", int, OpenApiParameter.PATH, description="The grant's id (one of the member's).")
 
@@ -109,6 +111,17 @@ def _tiers_body(member: Member) -> list:
     return MemberTierOutputSerializer(member_tiers(member=member), many=True).data
 
 
+AT = OpenApiParameter(
+    "at",
+    OpenApiTypes.DATETIME,
+    OpenApiParameter.QUERY,
+    required=False,
+    description="A past instant with its UTC offset (e.g. 2026-03-01T00:00:00Z): the tiers held then, read "
+    "from the tier history. valid_until, locked_until and expires_at are as recorded when the member entered "
+    "the tier; progress is null. Without an offset, in the future or malformed: 422.",
+)
+
+
 @extend_schema(tags=["members"], parameters=[MEMBER_ID])
 class MemberTierView(APIView):
     """The member's current tiers: read, assign defaults, change manually (admin), remove (admin)."""
@@ -116,11 +129,18 @@ class MemberTierView(APIView):
     # Manual changes and removals are admin overrides; assigning defaults is a member action.
     method_scopes = {"POST": SCOPE_WRITE, "PUT": SCOPE_ADMIN, "DELETE": SCOPE_ADMIN}
 
-    @extend_schema(responses=MemberTierOutputSerializer(many=True))
+    @extend_schema(responses=MemberTierOutputSerializer(many=True), parameters=[AT])
     def get(self, request: Request, member_id: str) -> Response:
-        """Current tiers with ``progress``: what is still needed for the next tier, per rule and criterion."""
+        """Current tiers with ``progress``: what is still needed for the next tier, per rule and criterion.
+        With ``at``, the tiers held at that past instant, from the tier history (``progress`` null)."""
+        at = instant_query_param(request, "at")
         tenant = tenant_of(request)
         member = get_member(tenant=tenant, external_id=member_id)
+        if at is not None:
+            if at > timezone.now():
+                raise Invalid(errors={"at": ["Must not be in the future: the history knows only the past."]})
+            held = tiers_held_at(tenant=tenant, member=member, at=at)
+            return Response(MemberTierOutputSerializer(held, many=True).data)
         assignments = list(member.tier_assignments.all())  # prefetched by get_member, in member_tiers order
         context = {"progress": tier_progress(tenant=tenant, member=member, assignments=assignments)}
         return Response(MemberTierOutputSerializer(assignments, many=True, context=context).data)
