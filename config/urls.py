@@ -13,7 +13,7 @@ api_v1 = [
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include("audit.api.urls")),
     path("", include("tiers.api.urls")),
-    path("", include("members.api.urls")),
+    path("", include("events.api.member_urls")),
     path("", include("events.api.urls")),
     path("", include("events.api.notifications")),
     path("", include("points.api.urls")),

@@ -73,4 +73,5 @@ class MemberEventAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         return {"replay": actions["replay"]} if "replay" in actions else actions
 
 
-from events import admin_integrations  # noqa: E402, F401 - registers the Notification admin
+# The other admin modules of this app register their pages on import (Django autodiscovers admin.py only).
+from events import admin_integrations, admin_members  # noqa: E402, F401 - Notification admin; member pages

@@ -9,10 +9,10 @@ from rest_framework import serializers
 
 from config.serializers import ApiModelSerializer
 from events.publish import MAX_PUBLISH_DATA_BYTES, PUBLISHABLE_TYPES
-from members.api.serializers import MemberTierOutputSerializer
 from members.models import EVENT_TYPES, MemberEvent
 from outbox.models import MESSAGE_TYPES, Delivery, OutboxMessage, WebhookSubscription
 from outbox.services import MAX_GRACE_HOURS
+from tiers.api.serializers import MemberTierOutputSerializer
 
 _NAME = re.compile(r"^[a-z0-9_\-]{1,64}$")
 MAX_KEYS = 50

@@ -49,7 +49,6 @@ from events.evaluation import REVIEW_KINDS, evaluate_member_now
 from events.ingestion import ingest_batch, ingest_event
 from events.publish import publish_event
 from events.selectors import member_events, tier_progress
-from members.api.serializers import MemberTierOutputSerializer
 from members.models import MemberEvent
 from members.selectors import get_member, member_tiers
 from outbox.models import MESSAGE_TYPES, OutboxMessage, WebhookSubscription
@@ -62,6 +61,7 @@ from outbox.services import (
 )
 from tenancy.idempotency import idempotent
 from tenancy.models import Tenant
+from tiers.api.serializers import MemberTierOutputSerializer
 
 PREFER = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, required=False, description="'respond-async' → 202 and a background task."

@@ -16,12 +16,12 @@ from rest_framework.views import APIView
 from config.api import SCOPE_ADMIN, SCOPE_READ, require_well_formed_body, tenant_of
 from config.errors import Invalid, NotFound
 from events.api.serializers import EventInputSerializer
-from members.api.serializers import ProgressSerializer
 from members.selectors import get_member
 from simulation.member import MemberSimulation, simulate_member
 from simulation.models import Scenario
 from simulation.selectors import get_scenario
 from tenancy.models import Tenant
+from tiers.api.serializers import ProgressSerializer
 from tiers.models import Tier
 
 MAX_EVENTS = 100

@@ -8,6 +8,7 @@ Input fields that have a default take it when a create or a PUT omits them (a PU
 object); a PATCH changes only the fields it names.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from rest_framework import serializers
 from config.api import scope_to_tenant
 from config.serializers import ApiModelSerializer
 from tiers.criteria import OPERATORS, CriteriaError, normalize_criteria
-from tiers.models import PromotionRule, Tier, TierType
+from tiers.models import MemberTierAssignment, PromotionRule, Tier, TierType
 
 TIER_TYPE_FIELDS = [
     "id",
@@ -190,3 +191,59 @@ class PromotionRuleInputSerializer(ApiModelSerializer):
         fields["target_tier"].queryset = Tier.objects.none()
         scope_to_tenant(self, fields, tier_type=TierType.objects.all(), target_tier=Tier.objects.all())
         return fields
+
+
+# --- a member's tiers (read by the member API, its evaluations and the simulation) ---------------
+@extend_schema_field({"type": "number", "nullable": True})
+class MetricNumberField(serializers.ReadOnlyField):
+    """A metric value as the engine renders it (``tiers.engine.readable``): a JSON number, an integer
+    when whole, else two decimals."""
+
+
+class ProgressCriterionSerializer(serializers.Serializer):
+    """One criterion of a rule to the next tier. Numeric metrics (spend, points, counts, quantities,
+    days) give numbers; attribute criteria give null in ``current``/``required``/``remaining`` and
+    say only whether they are ``met``."""
+
+    rule = serializers.CharField()
+    metric = serializers.CharField()
+    operator = serializers.CharField()
+    current = MetricNumberField(help_text="The member's value in the current window (rounded down to 2 decimals).")
+    required = MetricNumberField(help_text="The rule's threshold.")
+    remaining = MetricNumberField(help_text="What is still needed (gte/gt criteria; rounded up), else null.")
+    met = serializers.BooleanField(help_text="Whether the criterion holds now.")
+
+
+class ProgressSerializer(serializers.Serializer):
+    next_tier = serializers.CharField()
+    qualifies = serializers.BooleanField()
+    criteria = ProgressCriterionSerializer(many=True)
+
+
+class MemberTierOutputSerializer(serializers.Serializer):
+    """One entry per tier type the member holds (API.md ``GET /member/{memberId}/tier``)."""
+
+    tier_type = serializers.CharField(source="tier_type.code")
+    tier_type_name = serializers.CharField(source="tier_type.name")
+    tier = serializers.CharField(source="tier.code")
+    tier_name = serializers.CharField(source="tier.name")
+    rank = serializers.IntegerField(source="tier.rank")
+    since = serializers.DateTimeField()
+    valid_until = serializers.DateTimeField(allow_null=True)
+    grace_until = serializers.SerializerMethodField()
+    source = serializers.CharField()
+    locked_until = serializers.DateTimeField(source="lock_until", allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    progress = serializers.SerializerMethodField()
+
+    @extend_schema_field(ProgressSerializer(allow_null=True))
+    def get_progress(self, assignment: MemberTierAssignment) -> dict | None:
+        """Given by the view in ``context["progress"]`` (tier type id → progress); absent elsewhere."""
+        return self.context.get("progress", {}).get(assignment.tier_type_id)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_grace_until(self, assignment: MemberTierAssignment) -> str | None:
+        if assignment.valid_until is None:
+            return None
+        grace = assignment.valid_until + timedelta(days=assignment.tier_type.grace_days)
+        return serializers.DateTimeField().to_representation(grace)

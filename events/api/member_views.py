@@ -26,10 +26,7 @@ from config.api import (
     tenant_of,
 )
 from config.errors import Invalid
-from events.api.serializers import PointQuoteInputSerializer
-from events.registration import register_member
-from events.selectors import tier_progress
-from members.api.serializers import (
+from events.api.member_serializers import (
     MemberBenefitApplyOutputSerializer,
     MemberBenefitEligibilityInputSerializer,
     MemberBenefitEligibilityOutputSerializer,
@@ -39,12 +36,14 @@ from members.api.serializers import (
     MemberPointsOutputSerializer,
     MemberRegisterInputSerializer,
     MemberTierChangeInputSerializer,
-    MemberTierOutputSerializer,
     MemberTierRemoveInputSerializer,
     PointQuoteAwardSerializer,
     PointQuoteSerializer,
     PointTransactionOutputSerializer,
 )
+from events.api.serializers import PointQuoteInputSerializer
+from events.registration import register_member
+from events.selectors import tier_progress
 from members.models import Member
 from members.selectors import get_member, member_tiers, members
 from members.services import Registration
@@ -52,6 +51,7 @@ from points.selectors import member_point_totals, member_points, quote_event_poi
 from points.types import PointEvent
 from tenancy.idempotency import idempotent
 from tiers import services as tier_services
+from tiers.api.serializers import MemberTierOutputSerializer
 from tiers.selectors import tier_by_codes, tier_type_by_code, tiers_held_at
 
 GRANT_ID = OpenApiParameter("grant_id", int, OpenApiParameter.PATH, description="The grant's id (one of the member's).")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from members.api import views
+from events.api import member_views as views
 
 urlpatterns = [
     path("member", views.MemberListCreateView.as_view(), name="member-list"),
