@@ -52,9 +52,9 @@ from members.models import Member
 from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
-from tiers.engine import criteria_hold
 from tiers.metrics import daily_metrics
 from tiers.models import MemberTierAssignment, MemberTierChange, Tier
+from tiers.scope import criteria_hold
 from tiers.selectors import member_snapshot
 
 # The reason the re-evaluation writes on a grant it revokes because no held tier gives it any more.

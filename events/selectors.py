@@ -9,9 +9,9 @@ from django.utils import timezone
 from events.evaluation import metrics_window_start
 from members.models import Member, MemberEvent
 from tenancy.models import Tenant
-from tiers.engine import progress
 from tiers.metrics import daily_metrics
 from tiers.models import MemberTierAssignment
+from tiers.progress import progress
 from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
 
 
@@ -22,7 +22,7 @@ def member_events(*, tenant: Tenant) -> QuerySet[MemberEvent]:
 def tier_progress(
     *, tenant: Tenant, member: Member, assignments: list[MemberTierAssignment] | None = None
 ) -> dict[int, dict[str, Any] | None]:
-    """Per tier type id, what the member still needs for the next tier (``tiers.engine.progress``).
+    """Per tier type id, what the member still needs for the next tier (``tiers.progress.progress``).
     ``assignments`` are the member's current ones when the caller has already read them."""
     now = timezone.now()
     tz = ZoneInfo(tenant.timezone)

@@ -40,8 +40,10 @@ from points.engine import calculate, point_event, reallocate, refund_reversals
 from points.types import Award, LaterEarn
 from simulation.config import Program
 from tenancy.models import Tenant
-from tiers.engine import criteria_hold, enroll, evaluate, grant_claim, settle, with_manual_grant
+from tiers.claims import grant_claim
+from tiers.engine import enroll, evaluate, settle, with_manual_grant
 from tiers.metrics import contributions, points_contributions
+from tiers.scope import criteria_hold
 from tiers.types import AssignmentSnapshot, DailyMetrics, MemberSnapshot
 
 REVIEW_KINDS = frozenset({"demotion", "expiry", "time_bound_end"})

@@ -25,7 +25,8 @@ from simulation.kernel import EventRecord, MemberHistory, MemberOutcome, replay
 from simulation.loader import histories
 from simulation.models import Scenario
 from tenancy.models import Tenant
-from tiers.engine import evaluate, progress
+from tiers.engine import evaluate
+from tiers.progress import progress
 
 
 @dataclass(frozen=True)

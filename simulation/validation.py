@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from points.types import ConversionRuleSpec, Policy
 from tiers.criteria import MAX_WINDOW_DAYS, UNWINDOWED_METRICS, summarize_criterion
-from tiers.engine import compare
+from tiers.scope import compare
 from tiers.types import CriterionSpec, RuleSpec, TierSpec, TierTypeSpec
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from members.models import Member
 from outbox.emit import emit
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
-from tiers.engine import enroll, evaluate, grant_claim, held_until, metrics_since, settle, with_manual_grant
+from tiers.claims import grant_claim
+from tiers.engine import enroll, evaluate, held_until, settle, with_manual_grant
 from tiers.metrics import daily_metrics
 from tiers.models import (
     AssignmentSource,
@@ -33,6 +34,7 @@ from tiers.models import (
     Tier,
     TierType,
 )
+from tiers.progress import metrics_since
 from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
 from tiers.types import DailyMetrics, TierTypeSpec
 
@@ -401,7 +403,7 @@ def _manual_grant(
     expires_at: datetime | None,
     source: str,
 ) -> tuple[list[dict[str, Any]], datetime | None]:
-    """The claims a manual change or invitation leaves the member with (``tiers.engine.grant_claim``:
+    """The claims a manual change or invitation leaves the member with (``tiers.claims.grant_claim``:
     the member keeps the tier as if they had qualified for it then, or until ``expires_at``), and the
     ``valid_until`` the engine makes of all their claims (``tiers.engine.held_until``), as the next
     evaluation would set it: known before the change is written, so its history row, audit entry and

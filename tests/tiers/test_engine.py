@@ -12,7 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tiers.engine import compare, enroll, evaluate, grant_claim, period_of, settle, with_manual_grant
+from tiers.claims import grant_claim
+from tiers.engine import enroll, evaluate, settle, with_manual_grant
+from tiers.periods import period_of
+from tiers.scope import compare
 from tiers.types import (
     AssignmentSnapshot,
     Claim,

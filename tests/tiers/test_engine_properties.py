@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.tiers.test_engine import GOLD, MEMBER, PLATINUM, SILVER, TZ, held, ladder, member, nights, rule, t
-from tiers import engine
+from tiers import claims
 from tiers.engine import evaluate
 from tiers.types import CriterionSpec, DailyMetrics
 
@@ -118,7 +118,7 @@ def test_the_rising_shortcut_gives_what_checking_every_day_gives(config, events,
     spec = ladder(rules=rules, **config)
     at = t("2026-01-01 12:00") + timedelta(days=now)
     fast = evaluate(spec, member(), held(), DailyMetrics(days), at, TZ)
-    with patch.object(engine, "_rises_with_the_day", lambda *args: False):
+    with patch.object(claims, "_rises_with_the_day", lambda *args: False):
         slow = evaluate(spec, member(), held(), DailyMetrics(days), at, TZ)
     assert (fast.to_tier_id, fast.valid_until, fast.claims) == (slow.to_tier_id, slow.valid_until, slow.claims)
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from tests.events.test_ingestion import stay
-from tiers.engine import readable
 from tiers.models import MemberTierAssignment, MemberTierChange
+from tiers.progress import readable
 
 pytestmark = pytest.mark.django_db
 
