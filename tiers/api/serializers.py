@@ -196,7 +196,7 @@ class PromotionRuleInputSerializer(ApiModelSerializer):
 # --- a member's tiers (read by the member API, its evaluations and the simulation) ---------------
 @extend_schema_field({"type": "number", "nullable": True})
 class MetricNumberField(serializers.ReadOnlyField):
-    """A metric value as the engine renders it (``tiers.engine.readable``): a JSON number, an integer
+    """A metric value as the engine renders it (``tiers.progress.readable``): a JSON number, an integer
     when whole, else two decimals."""
 
 
