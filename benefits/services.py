@@ -5,7 +5,7 @@ And members' grants: tier benefits granted and revoked after every tier change
 (``sync_tier_benefits``, or on demand: ``apply_benefits``), limited quantities never oversold; claims
 (``use_grant``), the periodic expiry (``expire_grants``), an admin's revocation
 (``revoke_member_grant``) and the explanation of one benefit (``benefit_eligibility``). Campaign grants
-and code redemption live in ``benefits.campaigns`` and ``benefits.codes``.
+and code redemption live in ``benefits.campaigns`` and ``events.event_codes``.
 
 Choices where DOMAIN.md is silent (tested in tests/benefits/test_member_operations.py):
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from benefits.api import redeem, views
+from benefits.api import views
 
 urlpatterns = [
     path("benefit", views.BenefitListCreateView.as_view(), name="benefit-list"),
@@ -24,5 +24,4 @@ urlpatterns = [
     ),
     path("event/code", views.EventCodeListCreateView.as_view(), name="event-code-list"),
     path("event/code/<int:pk>", views.EventCodeDetailView.as_view(), name="event-code-detail"),
-    path("member/<str:member_id>/event-code/redeem", redeem.EventCodeRedeemView.as_view(), name="event-code-redeem"),
 ]

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from events.api import views
+from events.api import redeem, views
 
 urlpatterns = [
     path("member/<str:member_id>/event", views.MemberEventView.as_view(), name="member-event"),
     path("member/<str:member_id>/tier/promotion", views.MemberTierPromotionView.as_view(), name="tier-promotion"),
     path("member/<str:member_id>/tier/demotion", views.MemberTierDemotionView.as_view(), name="tier-demotion"),
+    path("member/<str:member_id>/event-code/redeem", redeem.EventCodeRedeemView.as_view(), name="event-code-redeem"),
     path("events/batch", views.EventBatchView.as_view(), name="event-batch"),
     path("event/<int:pk>", views.EventDetailView.as_view(), name="event-detail"),
     path("event/publish", views.PublishEventView.as_view(), name="event-publish"),

@@ -16,9 +16,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
-from benefits.codes import CodeExpired, CodeNotYetValid, redeem_event_code
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit, TierBenefitMapping
 from config.api import SCOPE_READ, SCOPE_WRITE
+from events.event_codes import CodeExpired, CodeNotYetValid, redeem_event_code
 from members.models import Member, MetricDay
 from outbox.models import OutboxMessage
 from points.models import PointBucket, PointTransaction

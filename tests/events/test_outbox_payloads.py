@@ -15,9 +15,9 @@ import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from benefits.codes import redeem_event_code
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit, TierBenefitMapping
 from benefits.services import expire_grants, revoke_member_grant, use_grant
+from events.event_codes import redeem_event_code
 from events.ingestion import ingest_event
 from events.notifications import request_notification
 from events.publish import publish_event

@@ -1,7 +1,7 @@
 """``POST /member/{memberId}/event-code/redeem`` (DOMAIN §6): a member redeems an event code.
 
 A member action (``privilege:write``). The member is looked up first (another tenant's member is a
-404), then the body (422), then :func:`benefits.codes.redeem_event_code` decides. Honors
+404), then the body (422), then :func:`events.event_codes.redeem_event_code` decides. Honors
 ``Idempotency-Key``: a retry with the same key and body gets the original 201 and body with
 ``Idempotent-Replayed: true``, never a second redemption. Without a key, a repeat is a new attempt
 (409 ``code_limit_reached`` once the member's limit is reached).
@@ -15,9 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from benefits.codes import redeem_event_code
 from benefits.models import EventCode
 from config.api import IDEMPOTENCY_KEY, MEMBER_ID, SCOPE_WRITE, tenant_of
+from events.event_codes import redeem_event_code
 from members.selectors import find_member
 from tenancy.idempotency import idempotent
 

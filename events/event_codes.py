@@ -67,7 +67,10 @@ from members.locks import lock_member
 from members.models import Member
 from outbox.emit import emit
 from points.models import PointTransaction
+from points.services import grant_points
 from tenancy.models import Tenant
+from tiers.models import AssignmentSource
+from tiers.services import change_member_tier
 
 logger = logging.getLogger("privilege.codes")
 
@@ -311,9 +314,6 @@ def _consume(event_code: EventCode) -> None:
 
 
 def _promote(tenant: Tenant, member: Member, event_code: EventCode, actor: Any) -> dict[str, Any]:
-    from tiers.models import AssignmentSource
-    from tiers.services import change_member_tier
-
     tier = event_code.tier
     if tier is None:  # EventCode.clean requires one; a row written around it gives nothing
         raise TierUnavailable("This event code names no tier.")
@@ -391,8 +391,6 @@ def _grant(tenant: Tenant, member: Member, event_code: EventCode, actor: Any, no
 
 
 def _award(tenant: Tenant, member: Member, event_code: EventCode, now: datetime) -> dict[str, Any]:
-    from points.services import grant_points
-
     points = event_code.points or 0
     tx = grant_points(
         tenant=tenant,
