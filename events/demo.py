@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import transaction
 
-from events.api.serializers import EventInputSerializer
 from events.ingestion import ingest_event
+from members.api.serializers import EventInputSerializer
 from members.models import Member, MemberEvent
 from tenancy.models import Tenant
 

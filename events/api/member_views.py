@@ -41,9 +41,9 @@ from events.api.member_serializers import (
     PointQuoteSerializer,
     PointTransactionOutputSerializer,
 )
-from events.api.serializers import PointQuoteInputSerializer
 from events.registration import register_member
 from events.selectors import tier_progress
+from members.api.serializers import PointQuoteInputSerializer
 from members.models import Member
 from members.selectors import get_member, member_tiers, members
 from members.services import Registration

@@ -28,11 +28,9 @@ from config.api import (
     tenant_of,
 )
 from events.api.serializers import (
-    BatchEventInputSerializer,
     EventAcceptedSerializer,
     EventBatchInputSerializer,
     EventBatchOutputSerializer,
-    EventInputSerializer,
     EventOutputSerializer,
     EventResultSerializer,
     OutboxMessageOutputSerializer,
@@ -49,6 +47,7 @@ from events.evaluation import REVIEW_KINDS, evaluate_member_now
 from events.ingestion import ingest_batch, ingest_event
 from events.publish import publish_event
 from events.selectors import member_events, tier_progress
+from members.api.serializers import BatchEventInputSerializer, EventInputSerializer
 from members.models import MemberEvent
 from members.selectors import get_member, member_tiers
 from outbox.models import MESSAGE_TYPES, OutboxMessage, WebhookSubscription

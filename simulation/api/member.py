@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from config.api import SCOPE_ADMIN, SCOPE_READ, require_well_formed_body, tenant_of
 from config.errors import Invalid, NotFound
-from events.api.serializers import EventInputSerializer
+from members.api.serializers import EventInputSerializer
 from members.selectors import get_member
 from simulation.member import MemberSimulation, simulate_member
 from simulation.models import Scenario

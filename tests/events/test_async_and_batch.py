@@ -102,7 +102,7 @@ def test_sweeper_reenqueues_events_left_received(ann, eager_tasks):
 
 
 def _validated(body: dict) -> dict:
-    from events.api.serializers import EventInputSerializer
+    from members.api.serializers import EventInputSerializer
 
     serializer = EventInputSerializer(data=body)
     serializer.is_valid(raise_exception=True)

@@ -13,9 +13,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.api.serializers import EventInputSerializer
 from events.ingestion import ingest_event
 from events.registration import register_member
+from members.api.serializers import EventInputSerializer
 from members.services import Registration
 from points.models import PointBucket, PointConversionRule, PointPolicy, PointTransaction
 from tests.factories import TenantFactory

@@ -210,8 +210,8 @@ def test_no_points_for_suspended_members(api, tenant, program, ann):
 
 
 def _ingest(tenant, member_id: str, body: dict):
-    from events.api.serializers import EventInputSerializer
     from events.ingestion import ingest_event
+    from members.api.serializers import EventInputSerializer
 
     serializer = EventInputSerializer(data=body)
     serializer.is_valid(raise_exception=True)

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from events.api.serializers import EventInputSerializer
 from events.ingestion import ingest_event
 from events.registration import register_member
+from members.api.serializers import EventInputSerializer
 from members.models import Member
 from members.services import Registration
 from points.models import PointConversionRule, PointModifier, PointPolicy
