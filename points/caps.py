@@ -40,6 +40,7 @@ from points.engine import reallocate, touched_buckets
 from points.models import PointBucket, PointTransaction
 from points.types import Award, ConversionRuleSpec, LaterEarn, Policy
 from tenancy.models import Tenant
+from tiers.metrics import add_contributions, points_contributions
 
 
 def add_to_buckets(*, tenant: Tenant, member: Member, values: dict[str, int]) -> None:
@@ -150,8 +151,6 @@ def _adjust(
     current: Mapping[Any, int],
     tz: ZoneInfo,
 ) -> None:
-    from tiers.metrics import add_contributions, points_contributions
-
     if not changed:
         return
     events = MemberEvent.objects.in_bulk({tx.event_id for tx in changed})

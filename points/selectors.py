@@ -9,6 +9,8 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from members.models import Member
+from points.buckets import bucket_keys, capped_bucket_names
+from points.engine import calculate
 from points.models import (
     ConfigStatus,
     PointBucket,
@@ -157,8 +159,6 @@ def quote_event_points(
 ) -> tuple[Award, ...]:
     """What an event would earn now, at the member's current tiers and with the cap buckets and pools
     as they stand, without recording anything (``POST /member/{id}/points/calculate``)."""
-    from points.buckets import bucket_keys, capped_bucket_names
-    from points.engine import calculate
 
     rules, mods, policy = point_specs(tenant=tenant)
     tz = ZoneInfo(tenant.timezone)

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 from django.db.models import F, Sum
 
+from audit.services import record_audit, snapshot
 from config.errors import Conflict, Invalid
 from config.tracing import current_request_id
+from members.locks import lock_member
 from members.models import Member, MemberEvent
 from outbox.emit import emit
 from points.buckets import award_buckets, bucket_keys, capped_bucket_names, cut_by_period
@@ -26,6 +28,7 @@ from points.models import PointBucket, PointConversionRule, PointModifier, Point
 from points.selectors import point_specs
 from tenancy.models import Tenant
 from tenancy.services import delete_config, save_config
+from tiers.metrics import add_contributions, points_contributions
 from tiers.models import MemberTierAssignment, Tier
 
 
@@ -99,7 +102,6 @@ def save_point_policy(*, tenant: Tenant, changes: dict[str, Any], actor: Any) ->
         setattr(policy, field, value)
     policy.tenant = tenant
     policy.full_clean(validate_unique=False, validate_constraints=False)
-    from audit.services import record_audit, snapshot
 
     before = None if policy.pk is None else snapshot(PointPolicy.objects.get(pk=policy.pk))
     policy.save()
@@ -335,9 +337,6 @@ def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: A
     """Reverse one transaction exactly (DOMAIN §4.5): a ``reversal`` of what is left of it, its cap
     buckets and the points metric given back, audited, with a ``points.reverted`` message. A
     transaction that is already fully reversed, or is itself a reversal, is refused (409)."""
-    from audit.services import record_audit
-    from members.locks import lock_member
-    from tiers.metrics import add_contributions, points_contributions
 
     if not reason.strip():
         raise Invalid(errors={"reason": ["A reason is required."]})
