@@ -41,7 +41,9 @@ from tenancy.service_admin import (
     window_display,
     with_service_errors,
 )
+from tiers.admin import TierAdmin
 from tiers.criteria import CriteriaError, format_criteria_text, parse_criteria_text, summarize_criterion
+from tiers.models import Tier
 
 CRITERIA_HELP = (
     "One criterion per line: <code>metric operator value [window days]</code>, e.g. "
@@ -199,6 +201,20 @@ class BenefitForm(CriteriaTextForm):
         field = self.fields.get(COMPONENTS)
         if field is not None and self.instance.pk is not None:  # a bundle never contains itself
             field.queryset = field.queryset.exclude(pk=self.instance.pk)  # type: ignore[attr-defined]
+
+
+@admin.register(Tier)
+class TierWithBenefitsAdmin(TierAdmin):
+    """The tier page (``tiers.admin.TierAdmin``) with the benefits the tier gives, saved through
+    ``assign_tier_benefit``/``unassign_tier_benefit``."""
+
+    inlines = [TierBenefitsInline]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is TierBenefitMapping:
+            save_tier_benefit_mappings(request, formset)
+        else:
+            super().save_formset(request, form, formset, change)
 
 
 @admin.register(Benefit)

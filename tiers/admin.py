@@ -148,8 +148,10 @@ class TierTypeAdmin(ServiceAdmin):
             raise ServiceRefused(errors)
 
 
-@admin.register(Tier)
 class TierAdmin(ServiceAdmin):
+    """The tier page. Registered by ``benefits.admin`` (``TierWithBenefitsAdmin``), which adds the
+    benefits the tier gives: composed there, above tiers, so this layer knows nothing of benefits."""
+
     form = TierForm
     list_display = [
         "tier_type",
@@ -186,20 +188,6 @@ class TierAdmin(ServiceAdmin):
 
     def delete_service(self, request: HttpRequest, obj: Tier) -> None:
         services.delete_tier(tenant=obj.tenant, tier=obj, actor=request.user)
-
-    def get_inlines(self, request: HttpRequest, obj: Any) -> list:
-        from benefits.admin import TierBenefitsInline  # the tier page shows the benefits it maps
-
-        return [TierBenefitsInline]
-
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        from benefits.admin import save_tier_benefit_mappings
-        from benefits.models import TierBenefitMapping
-
-        if formset.model is TierBenefitMapping:
-            save_tier_benefit_mappings(request, formset)  # through assign/unassign_tier_benefit
-        else:
-            super().save_formset(request, form, formset, change)
 
 
 # --- promotion rules ------------------------------------------------------------------------------
