@@ -20,8 +20,8 @@ from typing import Any
 from django.db.models import Q
 
 from benefits.engine import campaign_benefits
+from benefits.grants import benefit_catalog, criteria_judge, grant_benefit
 from benefits.models import Benefit, CampaignBenefitMapping, MemberBenefit
-from benefits.services import benefit_catalog, criteria_judge, grant_benefit
 from members.models import Member
 from tenancy.models import Tenant
 

@@ -1,6 +1,6 @@
 """The portal's member pages: profiles (created through the API), their current tiers and tier history,
 the "Change tier…" view (a manual change or an invitation through ``tiers.services``), and the member's
-benefit grants with a "Revoke…" view per active grant (``benefits.services.revoke_member_grant``)."""
+benefit grants with a "Revoke…" view per active grant (``benefits.member_grants.revoke_member_grant``)."""
 
 from contextvars import ContextVar
 from typing import Any
@@ -15,8 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from benefits.member_grants import get_member_grant, revoke_member_grant
 from benefits.models import MemberBenefit
-from benefits.services import get_member_grant, revoke_member_grant
 from config.errors import DomainError
 from members.models import Member
 from members.services import PROFILE_FIELDS, Registration, update_member_profile

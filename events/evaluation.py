@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from benefits.campaigns import grant_campaign_benefits
-from benefits.services import sync_tier_benefits
+from benefits.grants import sync_tier_benefits
 from members.locks import lock_member
 from members.models import Member, MemberEvent
 from points.selectors import point_specs

@@ -59,8 +59,8 @@ from django.utils import timezone
 
 from audit.services import record_audit
 from benefits.engine import campaign_benefits
+from benefits.grants import benefit_catalog, criteria_judge, grant_benefit
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit
-from benefits.services import benefit_catalog, criteria_judge, grant_benefit
 from config.errors import Conflict, DomainError, Invalid, NotFound
 from members.errors import MemberNotFound
 from members.locks import lock_member

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from benefits.services import sync_tier_benefits
+from benefits.grants import sync_tier_benefits
 from members.models import Member
 from members.services import MemberConflict, Registration, create_member
 from points.services import grant_welcome_points

@@ -8,8 +8,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from benefits.engine import BenefitSpec, TierMappingSpec
+from benefits.grants import benefit_catalog
 from benefits.models import TierBenefitMapping
-from benefits.services import benefit_catalog
 from points.models import ConfigStatus, PointConversionRule, PointModifier, PointPolicy
 from points.selectors import conversion_rule_spec, modifier_spec, policy_spec
 from points.types import ConversionRuleSpec, ModifierSpec, Policy

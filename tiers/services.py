@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import describe_actor, record_audit
-from benefits.services import sync_tier_benefits
+from benefits.grants import sync_tier_benefits
 from config.errors import Conflict, Invalid, NotFound
 from config.tracing import current_request_id
 from members.errors import MemberErased

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from benefits import services as benefit_services
+from benefits import member_grants
 from benefits.selectors import active_grants, benefits
 from config.api import (
     MEMBER_ID,
@@ -287,7 +287,7 @@ class MemberBenefitApplyView(APIView):
         member = get_member(tenant=tenant, external_id=member_id)
 
         def run() -> Response:
-            outcome = benefit_services.apply_benefits(tenant=tenant, member=member, actor=request.user)
+            outcome = member_grants.apply_benefits(tenant=tenant, member=member, actor=request.user)
             return Response(MemberBenefitApplyOutputSerializer(outcome).data)
 
         return idempotent(request, run)
@@ -311,9 +311,7 @@ class MemberBenefitEligibilityView(APIView):
         benefit = benefits(tenant=tenant).filter(**{"pk" if isinstance(ref, int) else "code": ref}).first()
         if benefit is None:
             raise Invalid(errors={"benefit": [f"No benefit {ref!r}."]})
-        verdict = benefit_services.benefit_eligibility(
-            tenant=tenant, member=member, benefit=benefit, now=timezone.now()
-        )
+        verdict = member_grants.benefit_eligibility(tenant=tenant, member=member, benefit=benefit, now=timezone.now())
         return Response(MemberBenefitEligibilityOutputSerializer(verdict).data)
 
 
@@ -328,10 +326,10 @@ class MemberBenefitUseView(APIView):
         require_well_formed_body(request)
         tenant = tenant_of(request)
         member = get_member(tenant=tenant, external_id=member_id)
-        grant = benefit_services.get_member_grant(tenant=tenant, member=member, grant_id=grant_id)
+        grant = member_grants.get_member_grant(tenant=tenant, member=member, grant_id=grant_id)
 
         def run() -> Response:
-            used = benefit_services.use_grant(tenant=tenant, grant=grant, actor=request.user, now=timezone.now())
+            used = member_grants.use_grant(tenant=tenant, grant=grant, actor=request.user, now=timezone.now())
             return Response(MemberBenefitUseOutputSerializer(used).data)
 
         return idempotent(request, run)

@@ -22,15 +22,10 @@ from benefits.engine import (
     entitled_throughout,
     tier_benefits,
 )
+from benefits.grants import LOST_REASON
+from benefits.member_grants import expire_grants, revoke_member_grant
 from benefits.models import Benefit, MemberBenefit, TierBenefitMapping
-from benefits.services import (
-    LOST_REASON,
-    assign_tier_benefit,
-    expire_grants,
-    revoke_member_grant,
-    save_benefit,
-    unassign_tier_benefit,
-)
+from benefits.services import assign_tier_benefit, save_benefit, unassign_tier_benefit
 from benefits.tasks import expire_due_grants
 from members.models import Member
 from outbox.models import OutboxMessage

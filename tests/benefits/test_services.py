@@ -6,15 +6,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from benefits.grants import grant_benefit
 from benefits.models import Benefit, EventCode, MemberBenefit
-from benefits.services import (
-    assign_tier_benefit,
-    create_from_template,
-    delete_benefit,
-    grant_benefit,
-    save_benefit,
-    save_event_code,
-)
+from benefits.services import assign_tier_benefit, create_from_template, delete_benefit, save_benefit, save_event_code
 from config.errors import Invalid
 from tenancy.services import DuplicateCode, InUse
 from tests.factories import MemberFactory, hotel_ladder

@@ -15,8 +15,8 @@ import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from benefits.member_grants import expire_grants, revoke_member_grant, use_grant
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit, TierBenefitMapping
-from benefits.services import expire_grants, revoke_member_grant, use_grant
 from events.event_codes import redeem_event_code
 from events.ingestion import ingest_event
 from events.notifications import request_notification
