@@ -1,5 +1,5 @@
 """The portal's member pages: profiles (created through the API), their current tiers and tier history,
-the "Change tier…" view (a manual change or an invitation through ``tiers.services``), and the member's
+the "Change tier…" view (a manual change or an invitation through ``tiers.assignments``), and the member's
 benefit grants with a "Revoke…" view per active grant (``benefits.member_grants.revoke_member_grant``)."""
 
 from contextvars import ContextVar
@@ -23,9 +23,9 @@ from members.services import PROFILE_FIELDS, Registration, update_member_profile
 from points.recalculation import recalculate_points
 from tenancy.admin import ReadOnlyAdminMixin, TenantScopedHistoryAdmin, TenantScopedMixin
 from tenancy.service_admin import add_errors, error_messages
+from tiers.assignments import change_member_tier
 from tiers.forms import ChangeMemberTierForm
 from tiers.models import MemberTierAssignment, MemberTierChange
-from tiers.services import change_member_tier
 
 
 class MemberForm(forms.ModelForm):

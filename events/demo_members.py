@@ -8,8 +8,8 @@ from events.registration import register_member
 from members.models import Member
 from members.services import Registration
 from tenancy.models import Tenant
+from tiers.assignments import change_member_tier
 from tiers.models import Tier
-from tiers.services import change_member_tier
 
 FIRST = ["Ann", "Ben", "Chai", "Dao", "Emi", "Farid", "Grace", "Hiro", "Isla", "Jun", "Kanya", "Leo", "Mai", "Niran"]
 LAST = ["Lee", "Tan", "Suzuki", "Wong", "Srisai", "Smith", "Garcia", "Kim", "Nguyen", "Patel", "Chen", "Sato"]

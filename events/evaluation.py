@@ -22,11 +22,11 @@ from members.models import Member, MemberEvent
 from points.selectors import point_specs
 from points.services import award_event_points, reverse_refunded_points
 from tenancy.models import Tenant
+from tiers.assignments import evaluate_member_tiers
 from tiers.metrics import add_contributions, contributions, daily_metrics
 from tiers.models import MemberTierAssignment
 from tiers.progress import metrics_since
 from tiers.selectors import tier_type_specs
-from tiers.services import evaluate_member_tiers
 
 MAX_ATTEMPTS = 6
 

@@ -33,7 +33,7 @@ Choices where DOMAIN.md is silent:
   checks themselves are in the database and still hold.
 * ``promote_tier`` is an invitation with source ``event_code``: only upward, may reach a
   non-climbable tier, never out of an immutable tier; tier benefits are re-synced by
-  ``tiers.services.change_member_tier`` itself (not twice here). The tier change is timed by that
+  ``tiers.assignments.change_member_tier`` itself (not twice here). The tier change is timed by that
   service's own clock, not by ``now``.
 * ``grant_benefit`` grants like a campaign: a bundle grants its components (each an ``event_code``
   grant with the code as ``source_ref``), all or nothing — one exhausted component refuses the whole
@@ -69,8 +69,8 @@ from outbox.emit import emit
 from points.models import PointTransaction
 from points.services import grant_points
 from tenancy.models import Tenant
+from tiers.assignments import change_member_tier
 from tiers.models import AssignmentSource
-from tiers.services import change_member_tier
 
 logger = logging.getLogger("privilege.codes")
 

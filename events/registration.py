@@ -11,7 +11,7 @@ from members.models import Member
 from members.services import MemberConflict, Registration, create_member
 from points.services import grant_welcome_points
 from tenancy.models import Tenant
-from tiers.services import assign_default_tiers_locked
+from tiers.assignments import assign_default_tiers_locked
 
 
 def register_member(*, tenant: Tenant, registration: Registration, actor: Any) -> tuple[Member, bool]:

@@ -393,7 +393,7 @@ def _evaluate(
     kinds: frozenset[str] | None,
     only: int | None = None,
 ) -> None:
-    """``tiers.services.evaluate_member_tiers`` in memory: enrol where nothing is held, decide, settle."""
+    """``tiers.assignments.evaluate_member_tiers`` in memory: enrol where nothing is held, decide, settle."""
     metrics = DailyMetrics(state.days)
     member = replace(history.member, last_event_at=state.last_event_at)
     for spec in program.tier_types:

@@ -292,7 +292,7 @@ class MemberTierChange(models.Model):
     """One change of a member's tier in one tier type: the domain history (DOMAIN §3.4, last line).
 
     ``from_tier`` is empty on first assignment, ``to_tier`` empty when the assignment was removed.
-    Written only by ``tiers.services``; never edited.
+    Written only by ``tiers.assignments``; never edited.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")

@@ -50,7 +50,7 @@ from members.services import Registration
 from points.selectors import member_point_totals, member_points, quote_event_points
 from points.types import PointEvent
 from tenancy.idempotency import idempotent
-from tiers import services as tier_services
+from tiers import assignments
 from tiers.api.serializers import MemberTierOutputSerializer
 from tiers.selectors import tier_by_codes, tier_type_by_code, tiers_held_at
 
@@ -153,7 +153,7 @@ class MemberTierView(APIView):
         member = get_member(tenant=tenant, external_id=member_id)
 
         def run() -> Response:
-            tier_services.assign_default_tiers(tenant=tenant, member=member, actor=request.user)
+            assignments.assign_default_tiers(tenant=tenant, member=member, actor=request.user)
             return Response(_tiers_body(member))
 
         return idempotent(request, run)
@@ -169,7 +169,7 @@ class MemberTierView(APIView):
         tier = _resolve_tier(tenant, values["tier_type"], values["tier"])
 
         def run() -> Response:
-            tier_services.change_member_tier(
+            assignments.change_member_tier(
                 tenant=tenant,
                 member=member,
                 tier=tier,
@@ -193,7 +193,7 @@ class MemberTierView(APIView):
         tier_type = tier_type_by_code(tenant=tenant, code=data.validated_data["tier_type"])
         if tier_type is None:
             raise Invalid(errors={"tier_type": [f"Unknown tier type {data.validated_data['tier_type']!r}."]})
-        tier_services.remove_member_tier(
+        assignments.remove_member_tier(
             tenant=tenant, member=member, tier_type=tier_type, reason=data.validated_data["reason"], actor=request.user
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

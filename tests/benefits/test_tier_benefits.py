@@ -111,7 +111,7 @@ def test_limited_quantity_is_first_come_and_the_result_says_so(api, tenant, prog
 def test_300_members_qualifying_at_once_get_exactly_100():
     from events.registration import register_member
     from members.services import Registration
-    from tiers.services import change_member_tier
+    from tiers.assignments import change_member_tier
 
     tenant = TenantFactory(slug="rush")
     _, tiers, _ = hotel_ladder(tenant)

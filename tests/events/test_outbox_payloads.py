@@ -27,8 +27,8 @@ from members.services import Registration
 from outbox.models import OutboxMessage
 from points.models import PointConversionRule, PointPolicy, PointTransaction
 from points.services import rollback_point_transaction
+from tiers.assignments import change_member_tier
 from tiers.models import Tier
-from tiers.services import change_member_tier
 
 pytestmark = pytest.mark.django_db
 

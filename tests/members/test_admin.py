@@ -15,8 +15,8 @@ from members.models import Member, MemberEvent
 from members.services import Registration
 from outbox.models import OutboxMessage
 from tests.factories import MemberFactory, TenantMembershipFactory, UserFactory, hotel_ladder
+from tiers.assignments import change_member_tier
 from tiers.models import MemberTierAssignment, MemberTierChange
-from tiers.services import change_member_tier
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,8 @@ from members.models import Member
 from members.services import Registration
 from points.models import PointConversionRule, PointModifier, PointPolicy
 from tests.factories import PromotionRuleFactory, TierFactory, TierTypeFactory, hotel_ladder
+from tiers.assignments import change_member_tier
 from tiers.models import Tier
-from tiers.services import change_member_tier
 
 
 def build_program(tenant):

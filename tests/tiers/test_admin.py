@@ -18,8 +18,8 @@ from tests.factories import (
     hotel_ladder,
 )
 from tiers import admin as tiers_admin
+from tiers.assignments import change_member_tier
 from tiers.models import AssignmentSource, MemberTierChange, PromotionRule, Tier, TierReview, TierType
-from tiers.services import change_member_tier
 
 pytestmark = pytest.mark.django_db
 

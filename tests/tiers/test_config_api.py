@@ -16,8 +16,8 @@ from audit.models import AuditEntry
 from config.api import SCOPE_READ, SCOPE_WRITE
 from tests.factories import MemberFactory, PromotionRuleFactory, TierFactory, TierTypeFactory, hotel_ladder
 from tests.helpers import assert_problem, audit_trail, body_without_timestamps, config_version, validation_errors
+from tiers.assignments import change_member_tier
 from tiers.models import MemberTierChange, PromotionRule, Tier, TierType
-from tiers.services import change_member_tier
 
 pytestmark = pytest.mark.django_db
 
