@@ -76,9 +76,17 @@ class RunOutputSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """``starts``/``ends`` are ``from``/``to`` in the API (Python keywords cannot be declared)."""
+        fields = super().get_fields()
+        renamed = {"starts": "from", "ends": "to"}
+        return {
+            renamed.get(name, name): serializers.DateField(source=name, read_only=True) if name in renamed else field
+            for name, field in fields.items()
+        }
+
     def to_representation(self, instance: SimulationRun) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["from"], data["to"] = data.pop("starts"), data.pop("ends")
         data["error"] = data["error"] or None
         data["result"] = in_rank_order(data["result"])
         return data

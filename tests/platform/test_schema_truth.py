@@ -189,3 +189,17 @@ def test_the_problem_schema_matches_what_errors_look_like(schema, api):
     body = api.post("/api/v1/tier/type", {"code": "no good"}, format="json").json()
     assert set(body) == {"type", "title", "status", "detail", "code", "errors"}
     assert set(body["errors"]) == {"code", "name"}
+
+
+def test_a_simulation_run_reads_as_its_schema_says(
+    schema, api, tenant, eager_tasks, django_capture_on_commit_callbacks
+):
+    """The run renames ``starts``/``ends`` to ``from``/``to``: the schema names what is returned (a
+    fuzzer found ``ends`` declared and ``to`` returned)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post("/api/v1/simulation/run", {"from": "2026-01-01", "to": "2026-06-30"}, format="json")
+    assert created.status_code == 202, created.content
+    declared = schema["components"]["schemas"]["RunOutput"]
+    for body in (created.json(), api.get(created.json()["url"]).json()):
+        assert set(body) == set(declared["properties"]) == set(declared["required"])
+        assert (body["from"], body["to"]) == ("2026-01-01", "2026-06-30")
