@@ -3,7 +3,9 @@ the "Change tier…" view (a manual change or an invitation through ``tiers.assi
 benefit grants with a "Revoke…" view per active grant (``benefits.member_grants.revoke_member_grant``)."""
 
 from contextvars import ContextVar
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
@@ -13,6 +15,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from benefits.member_grants import get_member_grant, revoke_member_grant
@@ -25,7 +28,8 @@ from tenancy.admin import ReadOnlyAdminMixin, TenantScopedHistoryAdmin, TenantSc
 from tenancy.service_admin import add_errors, error_messages
 from tiers.assignments import change_member_tier
 from tiers.forms import ChangeMemberTierForm
-from tiers.models import MemberTierAssignment, MemberTierChange
+from tiers.models import AssignmentSource, MemberTierAssignment, MemberTierChange
+from tiers.selectors import tiers_held_at
 
 
 class MemberForm(forms.ModelForm):
@@ -208,6 +212,9 @@ class MemberAdmin(TenantScopedHistoryAdmin):
         # benefit_grants() gets no request: tell it, for this request only, whether the user may revoke.
         # The page is rendered here, not later by the handler, while the flag is set.
         token = _may_revoke.set(self.has_change_permission(request))
+        member = self.get_object(request, unquote(object_id))
+        if member is not None and "tier_on" in request.GET:
+            extra_context = {**(extra_context or {}), **_tier_on_date(member, request.GET["tier_on"])}
         try:
             response = super().change_view(request, object_id, form_url, extra_context)
             if isinstance(response, TemplateResponse):
@@ -373,3 +380,36 @@ class MemberAdmin(TenantScopedHistoryAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.revoke_grant_template, context)
+
+
+_SOURCE_WORDS: dict[str, str] = {
+    AssignmentSource.AUTO: "qualified (automatic)",
+    AssignmentSource.MANUAL: "manual change",
+    AssignmentSource.INVITATION: "invitation",
+    AssignmentSource.EVENT_CODE: "event code",
+    AssignmentSource.REVIEW: "periodic review",
+    AssignmentSource.ROLLBACK: "rollback",
+}
+
+
+def _tier_on_date(member: Member, raw: str) -> dict[str, Any]:
+    """The "Tier on a date" answer of the member page: the tiers held at the end of that day in the
+    tenant's time (``tiers.selectors.tiers_held_at``), or why the date cannot be answered."""
+    tz = ZoneInfo(member.tenant.timezone)
+    try:
+        day = date.fromisoformat(raw.strip())
+    except ValueError:
+        return {"tier_on": raw, "tier_on_error": "Enter a date as YYYY-MM-DD."}
+    today = timezone.now().astimezone(tz).date()
+    if day > today:
+        return {"tier_on": raw, "tier_on_error": "Pick today or a past day: the history knows only the past."}
+    at = min(datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz) - timedelta(microseconds=1), timezone.now())
+    held = tiers_held_at(tenant=member.tenant, member=member, at=at)
+    return {
+        "tier_on": day.isoformat(),
+        "tier_on_zone": member.tenant.timezone,
+        "tier_on_rows": [
+            (h.tier_type.name, h.tier.name, f"{h.since.astimezone(tz):%Y-%m-%d %H:%M}", _SOURCE_WORDS[h.source])
+            for h in held
+        ],
+    }

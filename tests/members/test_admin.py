@@ -319,3 +319,34 @@ def test_change_tier_needs_login(client, member):
     response = client.get(member_url("change_tier", member))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_the_member_page_answers_which_tier_the_member_held_on_a_day(logged_in, member, ladder):
+    """ "Tier on a date": the tiers held at the end of that day in the tenant's time (Bangkok), from the
+    tier history; a day before registration shows none; a future or malformed day says why."""
+    import re
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    bangkok = ZoneInfo("Asia/Bangkok")
+    change_member_tier(tenant=member.tenant, member=member, tier=ladder[1]["gold"], reason="match", actor="system")
+    today = timezone.now().astimezone(bangkok).date()
+    registered = datetime.combine(today - timedelta(days=20), datetime.min.time(), tzinfo=bangkok).replace(hour=9)
+    promoted = datetime.combine(today - timedelta(days=5), datetime.min.time(), tzinfo=bangkok).replace(hour=23)
+    rows = list(MemberTierChange.objects.filter(member=member).order_by("at", "id"))
+    MemberTierChange.objects.filter(pk=rows[0].pk).update(at=registered)
+    MemberTierChange.objects.filter(pk=rows[1].pk).update(at=promoted)
+
+    def answer(day) -> str:
+        html = logged_in.get(member_url("change", member) + f"?tier_on={day}").content.decode()
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html.split('id="tier-on-date"')[1]))
+
+    before = answer(today - timedelta(days=6))
+    assert f"Tiers held at the end of {today - timedelta(days=6)} (Asia/Bangkok)" in before
+    assert f"Hotel status Member {registered:%Y-%m-%d} 09:00 qualified (automatic)" in before
+    # promoted at 23:00 Bangkok time: the end of that local day sees Gold (16:00 UTC, same day)
+    assert f"Hotel status Gold {promoted:%Y-%m-%d} 23:00 manual change" in answer(today - timedelta(days=5))
+    assert "No tier held at the end of" in answer(today - timedelta(days=21))
+    assert "Pick today or a past day" in answer(today + timedelta(days=1))
+    assert "Enter a date as YYYY-MM-DD." in answer("yesterday")
+    assert "Tier on a date" in logged_in.get(member_url("change", member)).content.decode()
