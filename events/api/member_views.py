@@ -2,12 +2,13 @@
 list, re-evaluate (apply), explain one benefit (eligibility), claim a use."""
 
 from decimal import Decimal
+from typing import Any
 
 import django_filters
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -42,10 +43,10 @@ from events.api.member_serializers import (
     PointTransactionOutputSerializer,
 )
 from events.registration import register_member
-from events.selectors import tier_progress
+from events.selectors import member_export, tier_progress
 from members.api.serializers import PointQuoteInputSerializer
 from members.models import Member
-from members.selectors import get_member, member_tiers, members
+from members.selectors import find_member, get_member, member_tiers, members
 from members.services import Registration
 from points.selectors import member_point_totals, member_points, quote_event_points
 from points.types import PointEvent
@@ -333,3 +334,41 @@ class MemberBenefitUseView(APIView):
             return Response(MemberBenefitUseOutputSerializer(used).data)
 
         return idempotent(request, run)
+
+
+EXPORT_SECTIONS = ("tiers", "tier_history", "events", "point_transactions", "benefit_grants", "audit")
+MemberExportSerializer = inline_serializer(
+    "MemberExport",
+    fields={
+        "format": serializers.IntegerField(help_text="The document's layout version."),
+        "exported_at": serializers.DateTimeField(),
+        "profile": serializers.DictField(),
+        **{name: serializers.ListField(child=serializers.DictField()) for name in EXPORT_SECTIONS},
+    },
+)
+
+
+@extend_schema(tags=["members"], parameters=[MEMBER_ID])
+class MemberExportView(APIView):
+    """Everything held about the member, as one JSON document (GDPR/PDPA right of access): profile,
+    tiers and their history, events, point transactions, benefit grants and the audit entries naming
+    them (``events.selectors.member_export``). Personal data: the admin scope."""
+
+    read_scope = SCOPE_ADMIN
+
+    @extend_schema(responses=MemberExportSerializer)
+    def get(self, request: Request, member_id: str) -> Response:
+        tenant = tenant_of(request)
+        member = find_member(tenant=tenant, external_id=member_id)
+        return Response(_decimals_as_text(member_export(tenant=tenant, member=member)))
+
+
+def _decimals_as_text(value: Any) -> Any:
+    """Amounts and quantities as the rest of the API writes them: decimal strings, never floats."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _decimals_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals_as_text(v) for v in value]
+    return value
