@@ -18,7 +18,7 @@ from config.tracing import current_request_id
 from events.evaluation import event_result, process_event_locked
 from events.registration import register_member
 from events.tasks import evaluate_member_events
-from members.errors import MemberNotFound
+from members.errors import MemberErased, MemberNotFound
 from members.locks import lock_member
 from members.models import Member, MemberEvent
 from members.services import Registration
@@ -95,6 +95,8 @@ def ingest_event(
                 raise MemberNotFound()
             member, _ = register_member(tenant=tenant, registration=Registration(external_id=member_id), actor=actor)
             member = lock_member(member)
+        if member.status == Member.Status.ERASED:
+            raise MemberErased("The member was erased; events for them are refused.")
         try:
             original = _validate(tenant, member, data, now)
         except Invalid:
@@ -165,6 +167,9 @@ def ingest_batch(*, tenant: Tenant, items: list[tuple[int, str, dict[str, Any]]]
             continue
         if member_id not in members:
             outcomes[index] = {"outcome": "rejected", "code": MemberNotFound.code, "errors": {}}
+            continue
+        if members[member_id].status == Member.Status.ERASED:
+            outcomes[index] = {"outcome": "rejected", "code": MemberErased.code, "errors": {}}
             continue
         prior = stored.get(key)
         if prior is not None:

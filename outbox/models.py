@@ -18,6 +18,7 @@ from tenancy.models import Tenant
 # DOMAIN.md §8: the messages this service emits.
 MESSAGE_TYPES = (
     "member.created",
+    "member.erased",
     "tier.changed",
     "benefit.applied",
     "benefit.revoked",

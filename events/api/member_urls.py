@@ -7,6 +7,7 @@ urlpatterns = [
     path("member/<str:member_id>", views.MemberDetailView.as_view(), name="member-detail"),
     path("member/<str:member_id>/tier", views.MemberTierView.as_view(), name="member-tier"),
     path("member/<str:member_id>/export", views.MemberExportView.as_view(), name="member-export"),
+    path("member/<str:member_id>/erase", views.MemberEraseView.as_view(), name="member-erase"),
     path("member/<str:member_id>/points", views.MemberPointsView.as_view(), name="member-points"),
     path("member/<str:member_id>/benefit", views.MemberBenefitsView.as_view(), name="member-benefits"),
     path("member/<str:member_id>/benefit/apply", views.MemberBenefitApplyView.as_view(), name="member-benefits-apply"),

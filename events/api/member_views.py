@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from benefits import member_grants
 from benefits.selectors import active_grants, benefits
 from config.api import (
+    IDEMPOTENCY_KEY,
     MEMBER_ID,
     SCOPE_ADMIN,
     SCOPE_READ,
@@ -42,6 +43,7 @@ from events.api.member_serializers import (
     PointQuoteSerializer,
     PointTransactionOutputSerializer,
 )
+from events.erasure import erase_member
 from events.registration import register_member
 from events.selectors import member_export, tier_progress
 from members.api.serializers import PointQuoteInputSerializer
@@ -372,3 +374,32 @@ def _decimals_as_text(value: Any) -> Any:
     if isinstance(value, list):
         return [_decimals_as_text(v) for v in value]
     return value
+
+
+class MemberEraseInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, help_text="Why, e.g. the member's request and its date.")
+
+
+@extend_schema(tags=["members"], parameters=[MEMBER_ID, IDEMPOTENCY_KEY])
+class MemberEraseView(APIView):
+    """Erase the member's personal data for good (GDPR/PDPA; ``events.erasure.erase_member``): the profile
+    blanked in the live row and its history, event attributes and outbox payloads scrubbed, status
+    ``erased``, audited and ``member.erased`` emitted. Idempotent: erasing an erased member changes
+    nothing. Afterwards events for the member are refused (409 ``member_erased``)."""
+
+    write_scope = SCOPE_ADMIN
+
+    @extend_schema(request=MemberEraseInputSerializer, responses=MemberOutputSerializer)
+    def post(self, request: Request, member_id: str) -> Response:
+        tenant = tenant_of(request)
+        member = find_member(tenant=tenant, external_id=member_id)
+        data = MemberEraseInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+
+        def run() -> Response:
+            erased, _ = erase_member(
+                tenant=tenant, member=member, reason=data.validated_data["reason"], actor=request.user
+            )
+            return Response(MemberOutputSerializer(get_member(tenant=tenant, external_id=erased.external_id)).data)
+
+        return idempotent(request, run)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from benefits.member_grants import expire_grants, revoke_member_grant, use_grant
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit, TierBenefitMapping
+from events.erasure import erase_member
 from events.event_codes import redeem_event_code
 from events.ingestion import ingest_event
 from events.notifications import request_notification
@@ -324,6 +325,11 @@ def publish(p: Program) -> Callable[[], list]:
     return lambda: [("tier.changed", "ann", {"note": "re-announce"})]
 
 
+def erase(p: Program) -> Callable[[], list]:
+    erase_member(tenant=p.tenant, member=p.ann, reason="member's request", actor=ACTOR)
+    return lambda: [("member.erased", "ann", {"external_id": "ann"})]
+
+
 ROWS: dict[str, Callable[[Program], Callable[[], list]]] = {
     "register_member": register,
     "ingest_event (earning)": earn,
@@ -337,6 +343,7 @@ ROWS: dict[str, Callable[[Program], Callable[[], list]]] = {
     "expire_grants": expire,
     "request_notification": notify,
     "publish_event": publish,
+    "erase_member": erase,
 }
 
 
