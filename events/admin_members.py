@@ -2,6 +2,7 @@
 the "Change tier…" view (a manual change or an invitation through ``tiers.assignments``), and the member's
 benefit grants with a "Revoke…" view per active grant (``benefits.member_grants.revoke_member_grant``)."""
 
+import re
 from contextvars import ContextVar
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -11,8 +12,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,6 +23,8 @@ from django.utils.html import format_html, format_html_join
 from benefits.member_grants import get_member_grant, revoke_member_grant
 from benefits.models import MemberBenefit
 from config.errors import DomainError
+from events.erasure import erase_member
+from events.selectors import member_export
 from members.models import Member
 from members.services import PROFILE_FIELDS, Registration, update_member_profile
 from points.recalculation import recalculate_points
@@ -88,6 +92,21 @@ class RevokeGrantForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         max_length=2000,
         help_text="Required; recorded on the grant, in the audit trail and in the benefit.revoked message.",
+    )
+
+    def add_service_error(self, exc: DomainError) -> None:
+        add_errors(self, error_messages(exc))
+
+
+class EraseMemberForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=1000,
+        help_text="Required; recorded in the audit trail (e.g. the member's request and its date).",
+    )
+    confirm = forms.BooleanField(
+        label="I understand that this cannot be undone",
+        help_text="Name, email, mobile and attributes are blanked here and in the history.",
     )
 
     def add_service_error(self, exc: DomainError) -> None:
@@ -293,6 +312,16 @@ class MemberAdmin(TenantScopedHistoryAdmin):
                 self.admin_site.admin_view(self.revoke_grant_view),
                 name="{}_{}_revoke_grant".format(*info),
             ),
+            path(
+                "<path:object_id>/export/",
+                self.admin_site.admin_view(self.export_view),
+                name="{}_{}_export".format(*info),
+            ),
+            path(
+                "<path:object_id>/erase/",
+                self.admin_site.admin_view(self.erase_view),
+                name="{}_{}_erase".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -380,6 +409,54 @@ class MemberAdmin(TenantScopedHistoryAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.revoke_grant_template, context)
+
+    # --- privacy: "Export data" and "Erase personal data…" -------------------------------------------
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Everything held about the member as a JSON file (``events.selectors.member_export``, the
+        document of ``GET /member/{id}/export``). Needs change permission: it is personal data."""
+        member = self.get_object(request, unquote(object_id))
+        if member is None:
+            raise Http404
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        document = member_export(tenant=member.tenant, member=member)
+        response = JsonResponse(document, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2})
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", member.external_id)
+        response["Content-Disposition"] = f'attachment; filename="member-{safe}-export.json"'
+        return response
+
+    def erase_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Erase the member's personal data after a reason and an explicit confirmation
+        (``events.erasure.erase_member``)."""
+        member = self.get_object(request, unquote(object_id))
+        if member is None:
+            raise Http404
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        form = EraseMemberForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                _, erased = erase_member(
+                    tenant=member.tenant, member=member, reason=form.cleaned_data["reason"], actor=request.user
+                )
+            except DomainError as exc:
+                form.add_service_error(exc)
+            else:
+                said = "personal data erased" if erased else "was already erased"
+                self.message_user(request, f"{member.external_id}: {said}.", messages.SUCCESS)
+                url = reverse("admin:members_member_change", args=[quote(member.pk)], current_app=self.admin_site.name)
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Erase personal data: {member.external_id}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": member,
+            "form": form,
+            "has_view_permission": self.has_view_permission(request, member),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/members/member/erase.html", context)
 
 
 _SOURCE_WORDS: dict[str, str] = {

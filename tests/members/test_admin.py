@@ -350,3 +350,48 @@ def test_the_member_page_answers_which_tier_the_member_held_on_a_day(logged_in, 
     assert "Pick today or a past day" in answer(today + timedelta(days=1))
     assert "Enter a date as YYYY-MM-DD." in answer("yesterday")
     assert "Tier on a date" in logged_in.get(member_url("change", member)).content.decode()
+
+
+def test_export_downloads_the_members_document_and_erase_asks_for_a_reason_and_a_confirmation(
+    logged_in, member, client, tenant
+):
+    page = logged_in.get(member_url("change", member)).content.decode()
+    assert "Export data" in page
+    assert "Erase personal data…" in page
+    download = logged_in.get(member_url("export", member))
+    assert download.status_code == 200
+    assert download["Content-Disposition"] == 'attachment; filename="member-u-1-export.json"'
+    document = download.json()
+    assert (document["profile"]["external_id"], document["profile"]["email"]) == ("u-1", "ann@example.com")
+
+    refused = logged_in.post(member_url("erase", member), {"reason": "request"})  # not confirmed
+    assert refused.status_code == 200
+    assert "This field is required." in refused.content.decode()
+    member.refresh_from_db()
+    assert member.status == "active"
+
+    done = logged_in.post(member_url("erase", member), {"reason": "request of 2026-12-01", "confirm": "on"})
+    assert done.status_code == 302
+    assert messages_of(done) == ["u-1: personal data erased."]
+    member.refresh_from_db()
+    assert (member.status, member.name, member.email) == ("erased", "", "")
+    assert AuditEntry.objects.filter(action="member.erased", reason="request of 2026-12-01").count() == 1
+    page = logged_in.get(member_url("change", member)).content.decode()
+    assert "Erase personal data…" not in page
+
+
+def test_export_and_erase_need_change_permission_and_the_members_tenant(client, tenant, member, other_tenant):
+    viewer = UserFactory(username="viewer")
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_member"))
+    TenantMembershipFactory(user=viewer, tenant=tenant)
+    client.force_login(viewer)
+    assert client.get(member_url("export", member)).status_code == 403
+    assert client.post(member_url("erase", member), {"reason": "x", "confirm": "on"}).status_code == 403
+    outsider = UserFactory(username="outsider")
+    outsider.user_permissions.set(Permission.objects.filter(content_type__app_label="members"))
+    TenantMembershipFactory(user=outsider, tenant=other_tenant)
+    client.force_login(outsider)
+    assert client.get(member_url("export", member)).status_code == 404
+    assert client.post(member_url("erase", member), {"reason": "x", "confirm": "on"}).status_code == 404
+    member.refresh_from_db()
+    assert member.status == "active"
