@@ -1,12 +1,15 @@
-"""Assertion helpers shared by the test modules: a response's problem, body and validation errors, the
-audit trail and the tenant's configuration version.
+"""Helpers shared by the test modules: a response's problem, body and validation errors, the audit trail,
+the tenant's configuration version, and a hotel stay's event body.
 
 Import them from here (``from tests.helpers import ...``); fixtures live in ``tests/conftest.py``, row
 builders in ``tests/factories.py``.
 """
 
 import json
+from datetime import timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from audit.models import AuditEntry
 
@@ -47,3 +50,16 @@ def audit_trail(tenant: Any) -> list[tuple[str, str, str]]:
 def validation_errors(response: Any) -> dict[str, list[str]]:
     """A 422 ``validation_error`` problem's errors, per field."""
     return assert_problem(response, 422, "validation_error")["errors"]
+
+
+def stay(event_id: str, nights: int = 1, **extra: Any) -> dict[str, Any]:
+    """The body of a 100.00 hotel stay an hour ago (``POST /member/{id}/event``), with ``extra`` fields."""
+    return {
+        "event_id": event_id,
+        "source": "pos",
+        "type": "transaction",
+        "occurred_at": (timezone.now() - timedelta(hours=1)).isoformat(),
+        "amount": "100.00",
+        "quantities": {"nights": nights, "stays": 1},
+        **extra,
+    }

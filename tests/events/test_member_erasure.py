@@ -1,9 +1,6 @@
 """``POST /member/{memberId}/erase``: personal data blanked for good, in live rows and history."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
@@ -12,23 +9,12 @@ from members.models import Member, MemberEvent
 from members.services import update_member_profile
 from outbox.models import OutboxMessage
 from tests.factories import MemberFactory
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, stay
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/member/ann/erase"
 PERSONAL = {"name": "Ann Lee", "email": "ann@example.com", "mobile": "+66812345678"}
-
-
-def stay(event_id: str) -> dict:
-    return {
-        "event_id": event_id,
-        "source": "pos",
-        "type": "transaction",
-        "occurred_at": (timezone.now() - timedelta(hours=1)).isoformat(),
-        "amount": "100.00",
-        "attributes": {"guest_email": "ann@example.com"},
-    }
 
 
 @pytest.fixture
@@ -39,7 +25,8 @@ def ann(api, ladder):
     assert registered.status_code == 201, registered.content
     member = Member.objects.get(external_id="ann")
     update_member_profile(tenant=member.tenant, member=member, changes={"name": "Ann L. Lee"}, actor="system")
-    assert api.post("/api/v1/member/ann/event", stay("s-1"), format="json").status_code == 201
+    body = stay("s-1", attributes={"guest_email": "ann@example.com"})
+    assert api.post("/api/v1/member/ann/event", body, format="json").status_code == 201
     published = api.post(
         "/api/v1/event/publish",
         {"type": "points.adjusted", "member_id": "ann", "data": {"note": "goodwill", "email": "ann@example.com"}},

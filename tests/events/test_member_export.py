@@ -1,32 +1,19 @@
 """``GET /member/{memberId}/export``: everything held about one member, as one document (GDPR/PDPA)."""
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from points.models import PointConversionRule
 from tests.factories import MemberFactory
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, stay
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/member/ann/export"
-
-
-def stay(event_id: str, nights: int = 1) -> dict:
-    return {
-        "event_id": event_id,
-        "source": "pos",
-        "type": "transaction",
-        "occurred_at": (timezone.now() - timedelta(hours=1)).isoformat(),
-        "amount": "100.00",
-        "quantities": {"nights": nights},
-    }
 
 
 @pytest.fixture
@@ -69,7 +56,7 @@ def test_the_export_holds_the_profile_tiers_history_events_points_and_audit(api,
         ("member", "gold", "manual", "status match"),
     ]
     assert [(e["event_id"], e["type"], e["amount"], e["quantities"]) for e in doc["events"]] == [
-        ("s-1", "transaction", "100.00", {"nights": 1})
+        ("s-1", "transaction", "100.00", {"nights": 1, "stays": 1})
     ]
     assert [(p["kind"], p["points"], p["event_ref"], p["rule_code"]) for p in doc["point_transactions"]] == [
         ("earn", 1000, "s-1", "base")

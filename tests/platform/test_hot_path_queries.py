@@ -8,7 +8,6 @@ if the new count is intended, change the pin in the same commit and say why. To 
 the test with ``-s`` and ``--log-cli-level=DEBUG`` or wrap the call in ``CaptureQueriesContext``.
 """
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,6 +18,7 @@ from benefits.models import Benefit, EventCode, TierBenefitMapping
 from events.evaluation import process_member_events
 from members.models import MemberEvent
 from points.models import PointConversionRule
+from tests.helpers import stay
 
 pytestmark = pytest.mark.django_db
 
@@ -38,18 +38,6 @@ PINS = {
 def pin(path: str) -> int:
     sqlite, postgresql = PINS[path]
     return postgresql if connection.vendor == "postgresql" else sqlite
-
-
-def stay(event_id: str, nights: int = 1, **extra):
-    return {
-        "event_id": event_id,
-        "source": "pos",
-        "type": "transaction",
-        "occurred_at": (timezone.now() - timedelta(hours=1)).isoformat(),
-        "amount": "100.00",
-        "quantities": {"nights": nights, "stays": 1},
-        **extra,
-    }
 
 
 @pytest.fixture
