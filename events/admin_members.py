@@ -4,7 +4,7 @@ benefit grants with a "Revoke…" view per active grant (``benefits.member_grant
 
 import re
 from contextvars import ContextVar
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from tenancy.service_admin import add_errors, error_messages
 from tiers.assignments import change_member_tier
 from tiers.forms import ChangeMemberTierForm
 from tiers.models import AssignmentSource, MemberTierAssignment, MemberTierChange
+from tiers.periods import day_end
 from tiers.selectors import tiers_held_at
 
 
@@ -231,8 +232,7 @@ class MemberAdmin(TenantScopedHistoryAdmin):
         # benefit_grants() gets no request: tell it, for this request only, whether the user may revoke.
         # The page is rendered here, not later by the handler, while the flag is set.
         token = _may_revoke.set(self.has_change_permission(request))
-        member = self.get_object(request, unquote(object_id))
-        if member is not None and "tier_on" in request.GET:
+        if "tier_on" in request.GET and (member := self.get_object(request, unquote(object_id))) is not None:
             extra_context = {**(extra_context or {}), **_tier_on_date(member, request.GET["tier_on"])}
         try:
             response = super().change_view(request, object_id, form_url, extra_context)
@@ -480,7 +480,7 @@ def _tier_on_date(member: Member, raw: str) -> dict[str, Any]:
     today = timezone.now().astimezone(tz).date()
     if day > today:
         return {"tier_on": raw, "tier_on_error": "Pick today or a past day: the history knows only the past."}
-    at = min(datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz) - timedelta(microseconds=1), timezone.now())
+    at = min(day_end(day, tz) - timedelta(microseconds=1), timezone.now())
     held = tiers_held_at(tenant=member.tenant, member=member, at=at)
     return {
         "tier_on": day.isoformat(),
