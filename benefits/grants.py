@@ -121,12 +121,15 @@ def grant_benefit(
     return grant
 
 
-def revoke_grant(*, tenant: Tenant, grant: MemberBenefit, actor: Any, now: datetime, reason: str) -> None:
+def revoke_grant(
+    *, tenant: Tenant, grant: MemberBenefit, actor: Any, now: datetime, reason: str, action: str = "benefit.revoked"
+) -> None:
+    """Close the grant as revoked, audited as ``action`` and announced as ``benefit.revoked``."""
     MemberBenefit.objects.filter(pk=grant.pk).update(status=MemberBenefit.Status.REVOKED, closed_at=now, reason=reason)
     record_audit(
         tenant=tenant,
         actor=actor,
-        action="benefit.revoked",
+        action=action,
         target=grant,
         member_id=grant.member.external_id,
         before={"status": grant.status},

@@ -176,19 +176,29 @@ def use_grant(*, tenant: Tenant, grant: MemberBenefit, actor: Any, now: datetime
 def revoke_member_grant(
     *, tenant: Tenant, grant: MemberBenefit, actor: Any, reason: str, now: datetime | None = None
 ) -> MemberBenefit:
-    """Revoke one active grant by hand (the admin's "Revoke…"), under the member's lock, with a
-    required reason; audited and announced (``revoke_grant``). A grant that is no longer active is a
-    409 ``benefit_not_active``. A tier benefit revoked this way is not granted again while the member
-    keeps the tier (module docstring)."""
+    """Revoke one active grant by hand: an operator's rollback of a grant (the admin's "Revoke…", ``POST
+    /member/{id}/rollback/benefit``), under the member's lock, with a required reason; audited as
+    ``benefit.rolled_back`` (the member's rollback history reads it) and announced as
+    ``benefit.revoked``. A grant that is no longer active is a 409 ``benefit_not_active``; an erased
+    member's grants are left alone (409 ``member_erased``). A tier benefit revoked this way is not
+    granted again while the member keeps the tier (module docstring)."""
     if grant.tenant_id != tenant.pk:
         raise GrantNotFound()
     if not reason.strip():
         raise Invalid(errors={"reason": ["A reason is required."]})
-    lock_member(grant.member)
+    if lock_member(grant.member).status == Member.Status.ERASED:
+        raise MemberErased()
     current = MemberBenefit.objects.select_related("benefit", "member").get(pk=grant.pk)
     if current.status != MemberBenefit.Status.ACTIVE:
         raise BenefitNotActive(f"This grant is {current.status}; only an active grant can be revoked.")
-    revoke_grant(tenant=tenant, grant=current, actor=actor, now=now or timezone.now(), reason=reason.strip())
+    revoke_grant(
+        tenant=tenant,
+        grant=current,
+        actor=actor,
+        now=now or timezone.now(),
+        reason=reason.strip(),
+        action="benefit.rolled_back",
+    )
     current.refresh_from_db()
     return current
 

@@ -18,6 +18,7 @@ from django.db.models import F, Sum
 from audit.services import record_audit, snapshot
 from config.errors import Conflict, Invalid
 from config.tracing import current_request_id
+from members.errors import MemberErased
 from members.locks import lock_member
 from members.models import Member, MemberEvent
 from outbox.emit import emit
@@ -336,11 +337,15 @@ class AlreadyReversed(Conflict):
 def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: Any, reason: str) -> PointTransaction:
     """Reverse one transaction exactly (DOMAIN §4.5): a ``reversal`` of what is left of it, its cap
     buckets and the points metric given back, audited, with a ``points.reverted`` message. A
-    transaction that is already fully reversed, or is itself a reversal, is refused (409)."""
+    transaction that is already fully reversed, or is itself a reversal, is refused (409
+    ``already_reversed``, ``reversal_not_reversible``), and so is any of an erased member's (409
+    ``member_erased``)."""
 
     if not reason.strip():
         raise Invalid(errors={"reason": ["A reason is required."]})
     member = lock_member(tx.member)
+    if member.status == Member.Status.ERASED:
+        raise MemberErased()
     tx = PointTransaction.objects.select_related("event").get(pk=tx.pk, tenant=tenant)
     if tx.kind == PointTransaction.Kind.REVERSAL:
         raise ReversalNotReversible()

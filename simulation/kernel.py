@@ -41,7 +41,7 @@ from points.types import Award, LaterEarn
 from simulation.config import Program
 from tenancy.models import Tenant
 from tiers.claims import grant_claim
-from tiers.engine import enroll, evaluate, settle, with_manual_grant
+from tiers.engine import enroll, evaluate, rolled_back_claims, settle, with_manual_grant
 from tiers.metrics import contributions, points_contributions
 from tiers.scope import criteria_hold
 from tiers.types import AssignmentSnapshot, DailyMetrics, MemberSnapshot
@@ -218,12 +218,16 @@ def _fact(state: _State, history: MemberHistory, program: Program, fact: TierFac
             _evaluate(state, history, program, fact.at, fact.source, fact.kinds, only=spec.id)
         return
     current = state.assignments.get(spec.id)
+    held = current.tier_id if current is not None else None
     if current is None:
         current = enroll(fact.tier_id, fact.at, fact.source)
     elif current.tier_id != fact.tier_id:
         current = replace(current, tier_id=fact.tier_id, since=fact.at)
     current = replace(current, source=fact.source, lock_until=fact.lock_until, expires_at=fact.expires_at)
-    if fact.source in FACT_SOURCES - {"rollback"}:
+    if fact.source == "rollback":
+        granted = rolled_back_claims(spec, current.granted, held, fact.tier_id, fact.at, program.tz, fact.expires_at)
+        current = replace(current, granted=granted)
+    elif fact.source in FACT_SOURCES:
         claim = grant_claim(spec, fact.tier_id, fact.at, program.tz, fact.expires_at)
         current = replace(current, granted=with_manual_grant(current.granted, claim))
     state.assignments[spec.id] = current

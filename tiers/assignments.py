@@ -33,7 +33,7 @@ from tiers.models import (
 )
 from tiers.progress import metrics_since
 from tiers.selectors import assignment_snapshot, member_snapshot, tier_type_specs
-from tiers.types import DailyMetrics, TierTypeSpec
+from tiers.types import AssignmentSnapshot, DailyMetrics, TierTypeSpec
 
 
 class TierImmutable(Conflict):
@@ -71,6 +71,7 @@ def apply_tier_change(
     lock_until: datetime | None = None,
     expires_at: datetime | None = None,
     now: datetime | None = None,
+    reverts: MemberTierChange | None = None,
 ) -> MemberTierChange:
     """Move ``member`` to ``to_tier`` in ``tier_type`` (None removes the assignment).
 
@@ -129,6 +130,7 @@ def apply_tier_change(
         lock_until=lock_until,
         expires_at=expires_at,
         correlation_id=current_request_id(),
+        reverts=reverts,
     )
     record_audit(
         tenant=tenant,
@@ -303,14 +305,29 @@ def _manual_grant(
     evaluation would set it: known before the change is written, so its history row, audit entry and
     ``tier.changed`` message carry it."""
     before = assignment_snapshot(current) if current is not None else enroll(tier.pk, at, source)
-    spec = next((s for s in tier_type_specs(tenant=tenant) if s.id == tier.tier_type_id), None)
+    spec = tier_type_spec(tenant=tenant, tier_type_id=tier.tier_type_id)
     if spec is None:  # not among the active tier types: nothing to claim
         return [c.as_dict() for c in before.granted], None
     tz = ZoneInfo(tenant.timezone)
     granted = with_manual_grant(before.granted, grant_claim(spec, tier.pk, at, tz, expires_at))
     after = replace(before, tier_id=tier.pk, granted=granted)
+    return [c.as_dict() for c in granted], held_until_now(tenant=tenant, member=member, spec=spec, after=after, at=at)
+
+
+def tier_type_spec(*, tenant: Tenant, tier_type_id: int) -> TierTypeSpec | None:
+    """The engine's view of one active tier type (None when the type is not active)."""
+    return next((s for s in tier_type_specs(tenant=tenant) if s.id == tier_type_id), None)
+
+
+def held_until_now(
+    *, tenant: Tenant, member: Member, spec: TierTypeSpec, after: AssignmentSnapshot, at: datetime
+) -> datetime | None:
+    """The ``valid_until`` the engine makes of ``after`` (the member's position about to be written) at
+    ``at``, on the member's stored activity: what the next evaluation would set, known before the change
+    is written so its history row, audit entry and ``tier.changed`` message carry it."""
+    tz = ZoneInfo(tenant.timezone)
     metrics = daily_metrics(member=member, since=metrics_since(spec, at, tz, after.enrolled_at))
-    return [c.as_dict() for c in granted], held_until(spec, member_snapshot(member), after, metrics, at, tz)
+    return held_until(spec, member_snapshot(member), after, metrics, at, tz)
 
 
 @transaction.atomic

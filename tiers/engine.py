@@ -37,7 +37,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from tiers.claims import claim_alive, earned_claims
+from tiers.claims import claim_alive, earned_claims, grant_claim
 from tiers.periods import day_start, local_day, period_of
 from tiers.scope import current_window, ordered_rules
 from tiers.types import (
@@ -233,6 +233,33 @@ def settle(assignment: AssignmentSnapshot, decision: TierDecision, now: datetime
 def with_manual_grant(granted: Iterable[Claim], claim: Claim) -> tuple[Claim, ...]:
     """The granted claims after a manual change or invitation: its claim replaces any earlier manual one."""
     return (*(c for c in granted if c.source != "manual"), claim)
+
+
+def rolled_back_claims(
+    spec: TierTypeSpec,
+    granted: Iterable[Claim],
+    from_tier_id: int | None,
+    to_tier_id: int,
+    at: datetime,
+    tz: tzinfo,
+    expires_at: datetime | None,
+) -> tuple[Claim, ...]:
+    """The granted claims after a rollback moves the member from ``from_tier_id`` back to ``to_tier_id``.
+
+    - **Back up** (undoing a demotion): the tier is given back as a manual change gives it
+      (:func:`~tiers.claims.grant_claim`, replacing an earlier manual claim); without a claim the next
+      evaluation would demote the member again at once.
+    - **Back down** (undoing a promotion): manual claims on tiers above the restored one are dropped, so
+      an undone manual change or invitation stays undone. Claims earned by activity are not stored and
+      still count: an automatic promotion rolled back while the activity still qualifies is made again
+      by the member's next evaluation (roll back the points or events too, or set a lock).
+    """
+    before, after = spec.tier(from_tier_id) if from_tier_id else None, spec.tier(to_tier_id)
+    if after is None:
+        return tuple(granted)
+    if before is None or after.rank > before.rank:
+        return with_manual_grant(granted, grant_claim(spec, to_tier_id, at, tz, expires_at))
+    return tuple(c for c in granted if not (c.source == "manual" and (spec.tier(c.tier_id) or after).rank > after.rank))
 
 
 def _demotion_rule(

@@ -312,6 +312,14 @@ class MemberTierChange(models.Model):
     lock_until = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     correlation_id = models.CharField(max_length=128, blank=True)
+    reverts = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reverted_by",
+        help_text="The change this rollback undid (source 'rollback').",
+    )
 
     class Meta:
         ordering = ["-at", "-id"]

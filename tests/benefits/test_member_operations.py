@@ -758,7 +758,7 @@ def test_revoke_needs_a_reason_goes_through_the_service_and_is_audited(client, s
     assert [str(m) for m in get_messages(response.wsgi_request)] == [f"ann: lounge (grant {lounge_grant.pk}) revoked."]
     lounge_grant.refresh_from_db()
     assert (lounge_grant.status, lounge_grant.reason) == ("revoked", "shared the lounge card")
-    entry = AuditEntry.objects.get(action="benefit.revoked")
+    entry = AuditEntry.objects.get(action="benefit.rolled_back")
     assert (entry.actor, entry.member_id, entry.target_id, entry.reason, entry.before, entry.after) == (
         "user:anna",
         "ann",

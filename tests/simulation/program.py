@@ -3,14 +3,17 @@ calendar-year hotel ladder and a rolling, dynamic dining ladder with a demotion 
 rules with a tier multiplier and a weekend modifier, and members whose events arrive out of order,
 with partial and full refunds, manual tier changes and invitations between them."""
 
+import contextlib
 import random
 from datetime import timedelta
 from decimal import Decimal
 
 from django.utils import timezone
 
+from config.errors import Conflict, NotFound
 from events.ingestion import ingest_event
 from events.registration import register_member
+from events.rollback import rollback_tier_change
 from members.api.serializers import EventInputSerializer
 from members.models import Member
 from members.services import Registration
@@ -88,10 +91,13 @@ def post_event(tenant, member_id: str, body: dict) -> None:
     ingest_event(tenant=tenant, member_id=member_id, data=dict(serializer.validated_data), actor="test")
 
 
-def populate(tenant, program, *, members: int, seed: int = 7) -> list[str]:
+def populate(tenant, program, *, members: int, seed: int = 7, rollbacks: bool = False) -> list[str]:
     """Register ``members`` members and post their events in one shuffled stream (so arrivals are out
-    of order across and within members), with refunds and manual changes mixed in."""
+    of order across and within members), with refunds and manual changes mixed in; with ``rollbacks``,
+    operators also undo members' latest tier changes now and then (drawn from a second generator, so
+    the stream itself is the same either way)."""
     rng = random.Random(seed)
+    undo = random.Random(seed + 1)
     now = timezone.now().replace(microsecond=0)
     ids = [f"sim-{n:05d}" for n in range(members)]
     for member_id in ids:
@@ -131,6 +137,8 @@ def populate(tenant, program, *, members: int, seed: int = 7) -> list[str]:
             out.append(("refund", member_id, {**original, "part": str(part.quantize(Decimal("0.01")))}))
         elif roll < 0.15:
             out.append(("manual", item[1], {"tier": rng.choice([gold, gourmet])}))
+        if rollbacks and undo.random() < 0.05:
+            out.append(("rollback", item[1], {"tier_type": undo.choice([program["hotel"], program["dining"]])}))
         posted.append((item[1], item[2]))
     refunded: dict[tuple[str, str], Decimal] = {}
     refunds = 0
@@ -157,6 +165,12 @@ def populate(tenant, program, *, members: int, seed: int = 7) -> list[str]:
                     "amount": str(part),
                 },
             )
+        elif kind == "rollback":
+            member = Member.objects.get(tenant=tenant, external_id=member_id)
+            with contextlib.suppress(Conflict, NotFound):  # nothing to undo: a rollback last, or no change
+                rollback_tier_change(
+                    tenant=tenant, member=member, tier_type=body["tier_type"], reason="operator", actor="test"
+                )
         else:
             member = Member.objects.get(tenant=tenant, external_id=member_id)
             change_member_tier(tenant=tenant, member=member, tier=body["tier"], reason="goodwill", actor="test")

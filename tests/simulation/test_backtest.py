@@ -5,6 +5,7 @@ predicted ones, member by member."""
 import csv
 import io
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -90,7 +91,7 @@ def test_a_backtest_through_the_api_reports_the_shift_and_the_members_it_moves(
     api, tenant, filled, eager_tasks, django_capture_on_commit_callbacks
 ):
     _, scenario = filled
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=ZoneInfo(tenant.timezone))  # "to" is a tenant day
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(
             URL, {"scenario": scenario.pk, "from": str(today - timedelta(days=400)), "to": str(today)}, format="json"

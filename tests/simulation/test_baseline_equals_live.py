@@ -13,14 +13,14 @@ from simulation.kernel import replay
 from simulation.loader import chunks, histories
 from tests.factories import TenantFactory
 from tests.simulation.program import build_program, populate
-from tiers.models import MemberTierAssignment
+from tiers.models import MemberTierAssignment, MemberTierChange
 
 pytestmark = pytest.mark.django_db
 
 
 def test_baseline_replay_equals_live_state_for_every_member():
     tenant = TenantFactory(slug="sim-live", timezone="Asia/Bangkok")
-    populate(tenant, build_program(tenant), members=500)
+    populate(tenant, build_program(tenant), members=500, rollbacks=True)
     live_tiers: dict[int, dict[int, int]] = defaultdict(dict)
     for member_id, tier_type_id, tier_id in MemberTierAssignment.objects.filter(tenant=tenant).values_list(
         "member_id", "tier_type_id", "tier_id"
@@ -54,3 +54,4 @@ def test_baseline_replay_equals_live_state_for_every_member():
     assert capped > 20
     assert adjusted > 5
     assert promoted > 50
+    assert MemberTierChange.objects.filter(tenant=tenant, source="rollback").count() > 20

@@ -312,7 +312,7 @@ def test_running_a_simulation_from_the_scenario_page(
     made, scenario = filled
     url = reverse("admin:simulation_scenario_change", args=[scenario.pk])
     assert "Run simulation" in text(logged_in.get(url))
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=ZoneInfo(tenant.timezone))  # "to" is a tenant day
 
     with django_capture_on_commit_callbacks(execute=True):
         response = logged_in.post(
