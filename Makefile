@@ -26,7 +26,7 @@ run: install
 test: install
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(BIN)/pytest $(PYTEST_ARGS)
 
-APPS := config tenancy outbox members tiers benefits points events integrations audit simulation
+APPS := config tenancy outbox members tiers benefits points events integrations audit simulation reconciliation
 
 lint: install
 	$(BIN)/ruff check .

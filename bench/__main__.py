@@ -3,9 +3,14 @@
 import argparse
 import sys
 
-from bench import backtest, http_baseline, ingest
+from bench import backtest, http_baseline, ingest, reconcile
 
-BENCHMARKS = {"http_baseline": http_baseline.main, "ingest": ingest.main, "backtest": backtest.main}
+BENCHMARKS = {
+    "http_baseline": http_baseline.main,
+    "ingest": ingest.main,
+    "backtest": backtest.main,
+    "reconcile": reconcile.main,
+}
 
 
 def main() -> int:

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "integrations",
     "audit",
     "simulation",
+    "reconciliation",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +141,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 # Members per simulation chunk task: smaller chunks spread a backtest over more workers.
 SIMULATION_CHUNK_SIZE = env.int("SIMULATION_CHUNK_SIZE", default=2000)
+# Members per reconciliation chunk (one transaction each, the run's cursor committed with it).
+RECONCILIATION_CHUNK_SIZE = env.int("RECONCILIATION_CHUNK_SIZE", default=500)
+# A pending outbox message or delivery this many seconds past its schedule is reported stuck.
+RECONCILIATION_STUCK_AFTER = env.float("RECONCILIATION_STUCK_AFTER", default=900.0)
 CELERY_TASK_ROUTES = {
     "events.evaluate_*": {"queue": "events"},
     "outbox.*": {"queue": "outbox"},
@@ -155,6 +160,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-benefit-grants": {"task": "benefits.expire_grants", "schedule": 300.0},
     "review-tiers": {"task": "events.review_tiers", "schedule": crontab(minute=15, hour="*/6")},
     "purge-idempotency-keys": {"task": "tenancy.purge_idempotency_keys", "schedule": crontab(minute=5)},
+    "reconcile-nightly": {"task": "reconciliation.nightly", "schedule": crontab(minute=30, hour=19)},  # 02:30 UTC+7
 }
 # A request holds its Idempotency-Key this long while it runs (a crashed one frees it after that).
 IDEMPOTENCY_LEASE_SECONDS = env.float("IDEMPOTENCY_LEASE_SECONDS", default=120.0)
@@ -248,6 +254,7 @@ SPECTACULAR_SETTINGS = {
         "MemberStatusEnum": "members.models.Member.Status",
         "BenefitTypeEnum": "benefits.models.Benefit.Type",
         "MemberEventTypeEnum": "members.models.EVENT_TYPES",
+        "JobStatusEnum": "reconciliation.models.ReconciliationRun.Status",
     },
 }
 

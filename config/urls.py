@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("points.api.urls")),
     path("", include("benefits.api.urls")),
     path("", include("simulation.api.urls")),
+    path("", include("reconciliation.api.urls")),
 ]
 
 urlpatterns = [

@@ -466,6 +466,7 @@ _SOURCE_WORDS: dict[str, str] = {
     AssignmentSource.EVENT_CODE: "event code",
     AssignmentSource.REVIEW: "periodic review",
     AssignmentSource.ROLLBACK: "rollback",
+    AssignmentSource.RECONCILIATION: "reconciliation repair",
 }
 
 

@@ -243,3 +243,30 @@ def retry_deliveries(*, tenant: Tenant, deliveries: Iterable[Delivery], actor: A
     if rows:
         transaction.on_commit(kick)
     return len(rows)
+
+
+@transaction.atomic
+def requeue_messages(*, tenant: Tenant, messages: Iterable[OutboxMessage], actor: Any) -> int:
+    """Make pending messages of ``tenant`` that sat past their schedule due now and kick the relay (a
+    reconciliation repair: the relay was not running, or lost its task). One audit entry per message
+    (``outbox.requeued``). Returns how many."""
+    now = timezone.now()
+    rows = list(
+        OutboxMessage.objects.select_for_update()
+        .filter(pk__in=[m.pk for m in messages], tenant=tenant, status=OutboxMessage.Status.PENDING)
+        .order_by("created_at", "sequence")
+    )
+    for message in rows:
+        record_audit(
+            tenant=tenant,
+            actor=actor,
+            action="outbox.requeued",
+            target=message,
+            member_id=message.member_id,
+            before={"next_attempt_at": message.next_attempt_at},
+            after={"next_attempt_at": now},
+        )
+    OutboxMessage.objects.filter(pk__in=[m.pk for m in rows]).update(next_attempt_at=now)
+    if rows:
+        transaction.on_commit(kick)
+    return len(rows)

@@ -25,17 +25,14 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
-from audit.services import record_audit
 from members.locks import lock_member
 from members.models import Member, MemberEvent
-from outbox.emit import emit
 from points.buckets import award_buckets, bucket_keys, bucket_names
-from points.caps import add_to_buckets
 from points.engine import calculate, point_event
 from points.models import PointTransaction
 from points.selectors import point_specs
+from points.services import EventAdjustment, record_event_adjustments
 from tenancy.models import Tenant
-from tiers.metrics import add_contributions, points_contributions
 from tiers.models import MemberTierChange, Tier
 
 
@@ -180,47 +177,12 @@ def _recalculate_member(
     report.adjustments += [{k: v for k, v in a.items() if k != "event"} for a in member_adjustments]
     if not report.applied or not member_adjustments:
         return
-    created = PointTransaction.objects.bulk_create(
-        PointTransaction(
-            tenant=tenant,
-            member=member,
-            event=a["event"],
-            kind=PointTransaction.Kind.ADJUSTMENT,
-            rule_id=a["rule_id"],
-            points=a["difference"],
-            uncapped=a["should"],
-            occurred_at=a["event"].occurred_at,
-        )
-        for a in member_adjustments
-    )
-    buckets: dict[str, int] = defaultdict(int)
-    metrics: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
-    for a in member_adjustments:
-        keys = bucket_keys(a["event"].occurred_at, tz)
-        for key in award_buckets(a["rule_id"], keys):
-            buckets[key] += a["difference"]
-        for day_metric, value in points_contributions(a["event"], tenant, a["difference"]).items():
-            metrics[day_metric] += value
-    add_to_buckets(tenant=tenant, member=member, values=dict(buckets))
-    add_contributions(tenant=tenant, member=member, values=dict(metrics))
-    total = sum(a["difference"] for a in member_adjustments)
-    record_audit(
+    record_event_adjustments(
         tenant=tenant,
+        member=member,
+        adjustments=[
+            EventAdjustment(a["event"], a["rule_id"], a["difference"], a["should"]) for a in member_adjustments
+        ],
         actor=actor,
         action="points.recalculated",
-        target=member,
-        member_id=member.external_id,
-        after={"adjustments": len(created), "total": total},
-    )
-    emit(
-        tenant=tenant,
-        type="points.adjusted",
-        member_id=member.external_id,
-        data={
-            "total": total,
-            "transactions": [
-                {"id": tx.pk, "event_id": a["event_id"], "points": tx.points}
-                for tx, a in zip(created, member_adjustments, strict=True)
-            ],
-        },
     )

@@ -6,8 +6,10 @@ And the ledger: points awarded by events (at the tiers held before the event, ca
 Retroactive recalculation is ``points.recalculation``.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -392,3 +394,77 @@ def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: A
         },
     )
     return reversal
+
+
+@dataclass(frozen=True)
+class EventAdjustment:
+    """``difference`` points more (or fewer) for ``event`` under ``rule_id`` (None: not one rule's),
+    which should have earned ``should`` in all."""
+
+    event: MemberEvent
+    rule_id: int | None
+    difference: int
+    should: int
+
+
+def record_event_adjustments(
+    *,
+    tenant: Tenant,
+    member: Member,
+    adjustments: list[EventAdjustment],
+    actor: Any,
+    action: str,
+    reason: str = "",
+) -> list[PointTransaction]:
+    """Write ``adjustment`` transactions for events whose points were wrong (a recalculation, a
+    reconciliation repair; caller holds the member's lock): the cap buckets and the points metric follow,
+    one audit entry (``action``) and one ``points.adjusted`` message for them all."""
+    if not adjustments:
+        return []
+    tz = ZoneInfo(tenant.timezone)
+    created = PointTransaction.objects.bulk_create(
+        PointTransaction(
+            tenant=tenant,
+            member=member,
+            event=a.event,
+            kind=PointTransaction.Kind.ADJUSTMENT,
+            rule_id=a.rule_id,
+            points=a.difference,
+            uncapped=a.should,
+            occurred_at=a.event.occurred_at,
+            correlation_id=current_request_id(),
+        )
+        for a in adjustments
+    )
+    buckets: dict[str, int] = defaultdict(int)
+    metrics: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+    for a in adjustments:
+        for key in award_buckets(a.rule_id, bucket_keys(a.event.occurred_at, tz)):
+            buckets[key] += a.difference
+        for day_metric, value in points_contributions(a.event, tenant, a.difference).items():
+            metrics[day_metric] += value
+    add_to_buckets(tenant=tenant, member=member, values=dict(buckets))
+    add_contributions(tenant=tenant, member=member, values=dict(metrics))
+    total = sum(a.difference for a in adjustments)
+    record_audit(
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        target=member,
+        member_id=member.external_id,
+        after={"adjustments": len(created), "total": total},
+        reason=reason,
+    )
+    emit(
+        tenant=tenant,
+        type="points.adjusted",
+        member_id=member.external_id,
+        data={
+            "total": total,
+            "transactions": [
+                {"id": tx.pk, "event_id": a.event.event_id, "points": tx.points}
+                for tx, a in zip(created, adjustments, strict=True)
+            ],
+        },
+    )
+    return created

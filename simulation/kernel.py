@@ -19,15 +19,17 @@ How live processing is mirrored (tested member by member against the live state)
   re-allocated in ``occurred_at`` order), add their metric contributions, then the tiers are evaluated
   once at the run's processing instant, at the tiers held before the run for point multipliers.
 * **Tier facts** come from the tier history: enrolments, manual changes, invitations, event codes and
-  removals are applied as the facts they were (with their lock, expiry and manual claim); changes the
+  removals are applied as the facts they were (with their lock, expiry and manual claim); rollbacks
+  with ``tiers.engine.rolled_back_claims``; reconciliation repairs as the tier they set; changes the
   periodic review or the evaluate endpoints made are replayed as evaluations at that instant.
 * Known limits: campaign pools are shared across members and are taken as not exhausted (a replay of
   one member cannot know what the others drew); benefits given by campaigns and event codes, welcome
-  points and manual point rollbacks are outside the replay.
+  points and operators' point reversals are outside the replay (reconciliation adds the reversals
+  to what it expects).
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -47,7 +49,8 @@ from tiers.scope import criteria_hold
 from tiers.types import AssignmentSnapshot, DailyMetrics, MemberSnapshot
 
 REVIEW_KINDS = frozenset({"demotion", "expiry", "time_bound_end"})
-FACT_SOURCES = frozenset({"manual", "invitation", "event_code", "rollback"})
+CLAIM_SOURCES = frozenset({"manual", "invitation", "event_code"})  # changes that grant a manual claim
+FACT_SOURCES = CLAIM_SOURCES | {"rollback", "reconciliation"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +230,7 @@ def _fact(state: _State, history: MemberHistory, program: Program, fact: TierFac
     if fact.source == "rollback":
         granted = rolled_back_claims(spec, current.granted, held, fact.tier_id, fact.at, program.tz, fact.expires_at)
         current = replace(current, granted=granted)
-    elif fact.source in FACT_SOURCES:
+    elif fact.source in CLAIM_SOURCES:
         claim = grant_claim(spec, fact.tier_id, fact.at, program.tz, fact.expires_at)
         current = replace(current, granted=with_manual_grant(current.granted, claim))
     state.assignments[spec.id] = current
@@ -431,20 +434,28 @@ def _outcome(state: _State, history: MemberHistory, program: Program, now: datet
 
 
 def _benefits(state: _State, history: MemberHistory, program: Program, now: datetime) -> frozenset[int]:
-    """``benefits.engine.tier_benefits`` for the tiers held at the end (conditional benefits judged on
-    the replayed metrics)."""
+    """The tier benefits of the tiers held at the end (conditional benefits judged on the replayed
+    metrics)."""
+    member = replace(history.member, last_event_at=state.last_event_at)
+    tiers = {tt: a.tier_id for tt, a in state.assignments.items()}
+    return entitled_benefits(program, tiers, DailyMetrics(state.days), member, now)
+
+
+def entitled_benefits(
+    program: Program, tiers: Mapping[int, int], metrics: DailyMetrics, member: MemberSnapshot, now: datetime
+) -> frozenset[int]:
+    """``benefits.engine.tier_benefits`` for ``tiers`` (tier type id → tier id) at ``now``, conditional
+    benefits judged on ``metrics``: what the live sync would grant a member holding those tiers."""
     if not program.benefit_mappings:
         return frozenset()
     held = []
-    for tier_type_id, assignment in state.assignments.items():
+    for tier_type_id, tier_id in tiers.items():
         spec = program.tier_type(tier_type_id)
-        tier = spec.tier(assignment.tier_id) if spec is not None else None
+        tier = spec.tier(tier_id) if spec is not None else None
         if tier is not None:
             held.append(
                 HeldTier(tier.id, tier_type_id, tier.rank, tier.code, program.type_priority.get(tier_type_id, 0))
             )
-    metrics = DailyMetrics(state.days)
-    member = replace(history.member, last_event_at=state.last_event_at)
 
     def holds(criteria: tuple) -> bool:
         return criteria_hold(criteria, metrics=metrics, member=member, now=now, tz=program.tz)

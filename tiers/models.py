@@ -251,6 +251,7 @@ class AssignmentSource(models.TextChoices):
     EVENT_CODE = "event_code"
     REVIEW = "review"
     ROLLBACK = "rollback"
+    RECONCILIATION = "reconciliation"
 
 
 class MemberTierAssignment(models.Model):

@@ -1,0 +1,383 @@
+"""Reconciliation runs (DOMAIN §10, API.md "Wave 2 contract"): recompute each member's expected points
+per event, tiers and tier benefits from the event log and the configuration in force with the replay
+kernel (``simulation.kernel.replay``, the engines live evaluation runs), compare with what is stored
+(``reconciliation.checks``), find failed syncs and stuck outbox rows, record one discrepancy per finding,
+and with ``fix`` repair each as an ordinary audited, emitted operation.
+
+How a run proceeds (choices where DOMAIN.md is silent):
+
+- **Chunks, resumable.** Members in ``pk`` order, ``RECONCILIATION_CHUNK_SIZE`` at a time, each chunk
+  read in bulk (a constant number of queries) and committed with the run's cursor: a run whose worker
+  died continues from the last committed chunk when its task runs again, recording nothing twice.
+- **Found twice before reported.** A member the bulk pass finds wrong is locked and checked again from
+  fresh reads in the chunk's transaction, so an event arriving mid-run is never reported as drift, and a
+  repair never races the member's events.
+- **Repairs**: a wrong tier → a tier change with source ``reconciliation`` to the replayed tier, with the
+  replay's engine state, then the benefits re-synced; wrong points → an ``adjustment`` of the difference
+  on the event; a missing or extra tier benefit → the live benefit sync; a dead IAM or Point Service
+  delivery or a delivery stuck past its schedule → retried; a message stuck unfanned → requeued.
+- **One run per tenant at a time** (409 ``reconciliation_running``); the nightly beat entry skips a
+  tenant whose run is still going.
+"""
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from audit.services import describe_actor, record_audit
+from benefits.grants import sync_tier_benefits
+from config.errors import Conflict, Invalid
+from members.models import Member, MemberEvent
+from outbox.models import Delivery, OutboxMessage
+from outbox.services import requeue_messages, retry_deliveries
+from points.services import EventAdjustment, record_event_adjustments
+from reconciliation.checks import Finding, benefit_findings, point_findings, tier_findings
+from reconciliation.live import BenefitFacts, StoredState, benefit_facts, stored_state
+from reconciliation.models import CHECKS, Discrepancy, ReconciliationRun
+from simulation.config import Program, program
+from simulation.kernel import MemberHistory, entitled_benefits, replay
+from simulation.loader import histories
+from tenancy.models import Tenant
+from tiers.assignments import apply_tier_change, held_until_now
+from tiers.models import AssignmentSource, MemberTierAssignment, Tier
+
+MEMBER_CHECKS = frozenset({"points", "tiers", "benefits"})
+SYNC_DESTINATIONS = (Delivery.Destination.IAM, Delivery.Destination.POINT_SERVICE)
+ACTOR = "system:reconciliation"
+MAX_MEMBERS = 1000
+
+
+class ReconciliationRunning(Conflict):
+    code = "reconciliation_running"
+    default_detail = "A reconciliation of this program is already queued or running."
+
+
+class RunFinished(Conflict):
+    code = "run_finished"
+    default_detail = "This run has finished; only a queued or running run can be cancelled."
+
+
+# --- starting and cancelling ----------------------------------------------------------------------
+def create_run(
+    *, tenant: Tenant, fix: bool, checks: list[str] | None, member_ids: list[str] | None, actor: Any
+) -> ReconciliationRun:
+    """Record a queued run, dry unless ``fix``, of ``checks`` (None: all) over ``member_ids`` (None: every
+    member); ``reconciliation.tasks.queue_run`` hands it to a worker. Unknown checks or members are a
+    422 naming them; nothing is stored."""
+    checks = list(dict.fromkeys(checks if checks is not None else CHECKS))
+    errors: dict[str, list[str]] = {}
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown or not checks:
+        errors["checks"] = [f"Choose among {', '.join(CHECKS)}; unknown: {', '.join(unknown) or 'none given'}."]
+    if member_ids is not None:
+        member_ids = list(dict.fromkeys(member_ids))
+        found = set(
+            Member.objects.filter(tenant=tenant, external_id__in=member_ids).values_list("external_id", flat=True)
+        )
+        missing = [m for m in member_ids if m not in found]
+        if not member_ids or len(member_ids) > MAX_MEMBERS:
+            errors["members"] = [f"Name 1 to {MAX_MEMBERS} members, or null for all."]
+        elif missing:
+            errors["members"] = [f"No member {', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}."]
+    if errors:
+        raise Invalid(errors=errors)
+    members = Member.objects.filter(tenant=tenant)
+    if member_ids is not None:
+        members = members.filter(external_id__in=member_ids)
+    try:
+        with transaction.atomic():
+            run = ReconciliationRun.objects.create(
+                tenant=tenant,
+                fix=fix,
+                checks=checks,
+                member_ids=member_ids,
+                members_total=members.count() if MEMBER_CHECKS & set(checks) else 0,
+                requested_by=describe_actor(actor),
+            )
+            record_audit(
+                tenant=tenant,
+                actor=actor,
+                action="reconciliation.started",
+                target=run,
+                after={"fix": fix, "checks": checks, "members": member_ids},
+            )
+    except IntegrityError:
+        raise ReconciliationRunning() from None
+    return run
+
+
+@transaction.atomic
+def cancel_run(*, tenant: Tenant, run: ReconciliationRun, actor: Any) -> ReconciliationRun:
+    """Stop a queued or running run after its current chunk (what it found and fixed so far stays)."""
+    run = ReconciliationRun.objects.select_for_update().get(pk=run.pk, tenant=tenant)
+    if run.status not in ReconciliationRun.ACTIVE:
+        raise RunFinished()
+    run.status, run.finished_at = ReconciliationRun.Status.CANCELLED, timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    record_audit(tenant=tenant, actor=actor, action="reconciliation.cancelled", target=run)
+    return run
+
+
+def nightly_runs() -> list[ReconciliationRun]:
+    """The beat entry's runs: a dry run of every check for each tenant with members and no run going."""
+    runs = []
+    for tenant in Tenant.objects.filter(pk__in=Member.objects.values("tenant_id")).order_by("pk"):
+        try:
+            runs.append(create_run(tenant=tenant, fix=False, checks=None, member_ids=None, actor=ACTOR))
+        except ReconciliationRunning:
+            continue
+    return runs
+
+
+# --- processing -----------------------------------------------------------------------------------
+def process_run(run_id: int) -> ReconciliationRun:
+    """Run (or resume) a queued or running run to its end; a finished one is returned untouched."""
+    run = ReconciliationRun.objects.select_related("tenant").get(pk=run_id)
+    if run.status not in ReconciliationRun.ACTIVE:
+        return run
+    ReconciliationRun.objects.filter(pk=run.pk, status=ReconciliationRun.Status.QUEUED).update(
+        status=ReconciliationRun.Status.RUNNING, started_at=timezone.now()
+    )
+    try:
+        config = program(run.tenant)
+        facts = benefit_facts(run.tenant)
+        while (pks := _next_members(run)) is not None:
+            if not _reconcile_chunk(run.pk, pks, config, facts):
+                return ReconciliationRun.objects.get(pk=run.pk)  # cancelled meanwhile
+        _reconcile_deliveries(run.pk)
+    except Exception as exc:
+        ReconciliationRun.objects.filter(pk=run.pk, status__in=ReconciliationRun.ACTIVE).update(
+            status=ReconciliationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+        )
+        raise
+    ReconciliationRun.objects.filter(pk=run.pk, status=ReconciliationRun.Status.RUNNING).update(
+        status=ReconciliationRun.Status.DONE, finished_at=timezone.now()
+    )
+    return ReconciliationRun.objects.get(pk=run.pk)
+
+
+def _next_members(run: ReconciliationRun) -> list[int] | None:
+    run.refresh_from_db(fields=["last_member", "status"])
+    if not MEMBER_CHECKS & set(run.checks):
+        return None
+    members: QuerySet[Member] = Member.objects.filter(tenant=run.tenant, pk__gt=run.last_member)
+    if run.member_ids is not None:
+        members = members.filter(external_id__in=run.member_ids)
+    pks = list(members.order_by("pk").values_list("pk", flat=True)[: settings.RECONCILIATION_CHUNK_SIZE])
+    return pks or None
+
+
+def _locked_run(run_id: int) -> ReconciliationRun | None:
+    run = ReconciliationRun.objects.select_for_update().select_related("tenant").get(pk=run_id)
+    return run if run.status == ReconciliationRun.Status.RUNNING else None
+
+
+def _reconcile_chunk(run_id: int, pks: list[int], config: Program, facts: BenefitFacts) -> bool:
+    """Check (and repair) one chunk of members and advance the cursor, in one transaction. False when
+    the run is no longer running."""
+    queued = ReconciliationRun.objects.select_related("tenant").get(pk=run_id)
+    tenant, checks, now = queued.tenant, MEMBER_CHECKS & set(queued.checks), timezone.now()
+    suspects = _suspects(tenant, pks, checks, config, facts, now, named=queued.member_ids is not None)
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if run is None:
+            return False
+        rows: list[Discrepancy] = []
+        for member in Member.objects.select_for_update(of=("self",)).filter(pk__in=suspects).order_by("pk"):
+            history = histories(tenant, member.pk, member.pk)[0]
+            stored = stored_state(tenant, [member.pk], checks, _pooled_codes(config))
+            findings = _findings(history, stored, checks, config, facts, timezone.now())
+            fixed = _repair(tenant, member, history, config, findings) if run.fix else set()
+            rows += [_row(run, member.external_id, f, f in fixed) for f in findings]
+        Discrepancy.objects.bulk_create(rows)
+        _count(run, rows)
+        run.last_member, run.members_done = pks[-1], run.members_done + len(pks)
+        run.save(update_fields=["last_member", "members_done", "counts", "fixed"])
+    return True
+
+
+def _pooled_codes(config: Program) -> frozenset[str]:
+    return frozenset(m.code for m in config.modifiers if m.campaign_total is not None)
+
+
+def _suspects(
+    tenant: Tenant,
+    pks: list[int],
+    checks: frozenset[str],
+    config: Program,
+    facts: BenefitFacts,
+    now: datetime,
+    *,
+    named: bool,
+) -> list[int]:
+    """The members of the chunk the bulk pass finds anything wrong with. Named members may lie far
+    apart: their histories are read one by one rather than over the whole pk range between them."""
+    stored = stored_state(tenant, pks, checks, _pooled_codes(config))
+    read = [h for pk in pks for h in histories(tenant, pk, pk)] if named else histories(tenant, pks[0], pks[-1])
+    return [h.pk for h in read if _findings(h, stored, checks, config, facts, now)]
+
+
+def _findings(
+    history: MemberHistory,
+    stored: StoredState,
+    checks: frozenset[str],
+    config: Program,
+    facts: BenefitFacts,
+    now: datetime,
+) -> list[Finding]:
+    outcome, _ = replay(history, config)
+    pk, found = history.pk, []
+    if "points" in checks:
+        names = {**stored.names, **{e.pk: e.event_id for e in history.events}}
+        found += point_findings(
+            expected=outcome.event_points,
+            actual=stored.points[pk],
+            operator=stored.operator[pk],
+            names=names,
+            unchecked=stored.pooled[pk],
+        )
+    tier_codes = {t.id: t.code for spec in config.tier_types for t in spec.tiers}
+    if "tiers" in checks:
+        type_codes = {spec.id: spec.code for spec in config.tier_types}
+        found += tier_findings(
+            expected=outcome.tiers, actual=stored.tiers[pk], tier_codes=tier_codes, type_codes=type_codes
+        )
+    if "benefits" in checks and outcome.metrics is not None and outcome.member is not None:
+        entitled = entitled_benefits(config, outcome.tiers, outcome.metrics, outcome.member, now)
+        found += benefit_findings(
+            entitled=entitled,
+            active=stored.active[pk],
+            closed=stored.closed[pk],
+            exhausted=facts.exhausted,
+            kept_on_loss=facts.kept_on_loss,
+            codes={b: spec.code for b, spec in config.benefits.items()},
+        )
+    return found
+
+
+def _repair(
+    tenant: Tenant, member: Member, history: MemberHistory, config: Program, findings: list[Finding]
+) -> set[Finding]:
+    """Repair one locked member's findings; returns those repaired."""
+    outcome, _ = replay(history, config)
+    now, fixed = timezone.now(), set()
+    for finding in (f for f in findings if f.kind == "tiers"):
+        tier_type_id, tier_id = finding.ref
+        snapshot = outcome.assignments[tier_type_id]
+        tier = Tier.objects.select_related("tier_type").get(pk=tier_id)
+        spec = config.tier_type(tier_type_id)
+        apply_tier_change(
+            tenant=tenant,
+            member=member,
+            tier_type=tier.tier_type,
+            to_tier=tier,
+            source=AssignmentSource.RECONCILIATION,
+            actor=ACTOR,
+            reason=f"reconciliation: the event log and tier history give {tier.name}, not {finding.actual or 'none'}",
+            valid_until=held_until_now(tenant=tenant, member=member, spec=spec, after=snapshot, at=now)
+            if spec
+            else None,
+            lock_until=snapshot.lock_until,
+            expires_at=snapshot.expires_at,
+            now=now,
+        )
+        MemberTierAssignment.objects.filter(member=member, tier_type_id=tier_type_id).update(
+            granted_claims=[c.as_dict() for c in snapshot.granted],
+            claims_void_before=snapshot.claims_void_before,
+            last_rule_demotion_at=snapshot.last_rule_demotion_at,
+        )
+        fixed.add(finding)
+    wrong_points = [f for f in findings if f.kind == "points"]
+    if wrong_points:
+        events = MemberEvent.objects.in_bulk([f.ref for f in wrong_points])
+        record_event_adjustments(
+            tenant=tenant,
+            member=member,
+            adjustments=[EventAdjustment(events[f.ref], None, f.expected - f.actual, f.expected) for f in wrong_points],
+            actor=ACTOR,
+            action="reconciliation.points_repaired",
+            reason="reconciliation: the ledger differed from the event log replayed under the rules in force",
+        )
+        fixed.update(wrong_points)
+    if any(f.kind in ("tiers", "benefits") for f in findings):
+        sync_tier_benefits(tenant=tenant, member=member, actor=ACTOR, now=now)
+        fixed.update(f for f in findings if f.kind == "benefits")
+    return fixed
+
+
+def _reconcile_deliveries(run_id: int) -> None:
+    """The sync and outbox checks (tenant-wide, or the run's members' messages), in one transaction."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if run is None or not {"sync", "outbox"} & set(run.checks):
+            return
+        tenant, stuck_before = run.tenant, timezone.now() - timedelta(seconds=settings.RECONCILIATION_STUCK_AFTER)
+        deliveries = Delivery.objects.filter(tenant=tenant).select_related("message")
+        messages = OutboxMessage.objects.filter(tenant=tenant)
+        if run.member_ids is not None:
+            deliveries = deliveries.filter(message__member_id__in=run.member_ids)
+            messages = messages.filter(member_id__in=run.member_ids)
+        found: list[tuple[str, Finding, Any]] = []
+        if "sync" in run.checks:
+            for d in deliveries.filter(destination__in=SYNC_DESTINATIONS, status=Delivery.Status.DEAD).order_by("pk"):
+                subject = f"{d.get_destination_display()} delivery of {d.message.type}"
+                found.append((d.message.member_id, Finding("sync", "sync_failed", subject, "delivered", "dead"), d))
+        if "outbox" in run.checks:
+            late = deliveries.filter(status=Delivery.Status.PENDING, next_attempt_at__lt=stuck_before)
+            for d in late.order_by("pk"):
+                subject = f"{d.get_destination_display()} delivery of {d.message.type}"
+                stuck = Finding("outbox", "outbox_stuck", subject, _due(stuck_before), _iso(d.next_attempt_at))
+                found.append((d.message.member_id, stuck, d))
+            late_messages = messages.filter(status=OutboxMessage.Status.PENDING, next_attempt_at__lt=stuck_before)
+            for m in late_messages.order_by("created_at", "sequence"):
+                stuck = Finding(
+                    "outbox", "outbox_stuck", f"message {m.type}", _due(stuck_before), _iso(m.next_attempt_at)
+                )
+                found.append((m.member_id, stuck, m))
+        if run.fix:
+            retry_deliveries(tenant=tenant, deliveries=[o for _, _, o in found if isinstance(o, Delivery)], actor=ACTOR)
+            requeue_messages(
+                tenant=tenant, messages=[o for _, _, o in found if isinstance(o, OutboxMessage)], actor=ACTOR
+            )
+        rows = [_row(run, member_id, f, run.fix) for member_id, f, _ in found]
+        Discrepancy.objects.bulk_create(rows)
+        _count(run, rows)
+        run.save(update_fields=["counts", "fixed"])
+
+
+def _due(before: datetime) -> str:
+    return f"attempted by {_iso(before)}"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(ZoneInfo("UTC")).isoformat()
+
+
+def _row(run: ReconciliationRun, member_id: str, finding: Finding, fixed: bool) -> Discrepancy:
+    return Discrepancy(
+        tenant=run.tenant,
+        run=run,
+        member_id=member_id,
+        kind=finding.kind,
+        code=finding.code,
+        subject=finding.subject,
+        expected=finding.expected,
+        actual=finding.actual,
+        fixed=fixed,
+    )
+
+
+def _count(run: ReconciliationRun, rows: list[Discrepancy]) -> None:
+    counts, fixed = Counter(run.counts), Counter(run.fixed)
+    for check in run.checks:
+        counts.setdefault(check, 0)
+        fixed.setdefault(check, 0)
+    counts.update(r.kind for r in rows)
+    fixed.update(r.kind for r in rows if r.fixed)
+    run.counts, run.fixed = dict(counts), dict(fixed)
