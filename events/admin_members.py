@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from benefits.member_grants import get_member_grant, revoke_member_grant
 from benefits.models import MemberBenefit
 from config.errors import DomainError
+from events.admin_rollback import MemberRollbackMixin, can_roll_back
 from events.erasure import erase_member
 from events.selectors import member_export
 from members.models import Member
@@ -139,20 +140,31 @@ class TierHistoryInline(_ReadOnlyInline):
     model = MemberTierChange
     verbose_name = "tier change"
     verbose_name_plural = "tier history (newest first)"
-    fields = ["at", "tier_type", "from_tier", "to_tier", "source", "reason", "rule", "actor"]
-    readonly_fields = ["at", "tier_type", "from_tier", "to_tier", "source", "reason", "rule", "actor"]
+    fields = ["at", "tier_type", "from_tier", "to_tier", "source", "reason", "rule", "actor", "undo"]
+    readonly_fields = ["at", "tier_type", "from_tier", "to_tier", "source", "reason", "rule", "actor", "undo"]
     ordering = ["-at", "-id"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
-            .select_related("tier_type", "from_tier__tier_type", "to_tier__tier_type", "rule")
+            .select_related("tier_type", "from_tier__tier_type", "to_tier__tier_type", "rule", "member")
+            .annotate(rolled_back=Exists(MemberTierChange.objects.filter(reverts=OuterRef("pk"))))
         )
+
+    @admin.display(description="")
+    def undo(self, change: MemberTierChange) -> str:
+        """ "Roll back…" where the change can be undone; "rolled back" where it was."""
+        if getattr(change, "rolled_back", False):
+            return "rolled back"
+        if not _may_revoke.get() or not can_roll_back(change, change.member, known_not_reverted=True):
+            return ""
+        url = reverse("admin:members_member_rollback_tier", args=[quote(change.member_id), change.pk])
+        return format_html('<a href="{}" class="rollback-tier-link">Roll back…</a>', url)
 
 
 @admin.register(Member)
-class MemberAdmin(TenantScopedHistoryAdmin):
+class MemberAdmin(MemberRollbackMixin, TenantScopedHistoryAdmin):
     form = MemberForm
     list_display = ["external_id", "name", "tenant", "status", "registered_at", "current_tiers"]
     search_fields = ["external_id", "email", "name"]
