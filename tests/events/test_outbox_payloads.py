@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import F
 from django.utils import timezone
 
+from benefits.grants import LOST_REASON
 from benefits.member_grants import expire_grants, revoke_member_grant, use_grant
 from benefits.models import Benefit, EventCode, EventCodeRedemption, MemberBenefit, TierBenefitMapping
 from events.erasure import erase_member
@@ -23,11 +25,13 @@ from events.ingestion import ingest_event
 from events.notifications import request_notification
 from events.publish import publish_event
 from events.registration import register_member
+from events.rollback import rollback_tier_change
 from members.models import Member, MemberEvent
 from members.services import Registration
 from outbox.models import OutboxMessage
 from points.models import PointConversionRule, PointPolicy, PointTransaction
 from points.services import rollback_point_transaction
+from reconciliation.runs import create_run, process_run
 from tiers.assignments import change_member_tier
 from tiers.models import Tier
 
@@ -299,6 +303,38 @@ def expire(p: Program) -> Callable[[], list]:
     ]
 
 
+def tier_rollback(p: Program) -> Callable[[], list]:
+    grant = gold_grant(p)
+    p.mark()
+    hotel = p.tiers["gold"].tier_type
+    rollback_tier_change(tenant=p.tenant, member=p.ann, tier_type=hotel, reason="wrong member", actor=ACTOR)
+    assert p.ann.tier_assignments.get().valid_until is None  # the default tier: held without end
+    return lambda: [
+        (
+            "tier.changed",
+            "ann",
+            tier_changed("gold", "member", reason="wrong member", source="rollback"),
+        ),
+        ("benefit.revoked", "ann", {"grant": grant.pk, "benefit": "lounge", "source": "tier", "reason": LOST_REASON}),
+    ]
+
+
+def reconciliation_repair(p: Program) -> Callable[[], list]:
+    event = post(p, stay("e1"))
+    PointTransaction.objects.filter(event=event).update(points=F("points") + 7)
+    p.mark()
+    run = create_run(tenant=p.tenant, fix=True, checks=["points", "tiers"], member_ids=["ann"], actor=ACTOR)
+    assert process_run(run.pk).fixed == {"points": 1, "tiers": 0}
+    adjustment = PointTransaction.objects.get(event=event, kind="adjustment")
+    return lambda: [
+        (
+            "points.adjusted",
+            "ann",
+            {"total": -7, "transactions": [{"id": adjustment.pk, "event_id": "e1", "points": -7}]},
+        )
+    ]
+
+
 def notify(p: Program) -> Callable[[], list]:
     Member.objects.filter(pk=p.ann.pk).update(email="ann@example.com")
     p.ann.refresh_from_db()
@@ -340,6 +376,8 @@ ROWS: dict[str, Callable[[Program], Callable[[], list]]] = {
     "change_member_tier": manual_change,
     "use_grant": use,
     "revoke_member_grant": revoke,
+    "rollback_tier_change": tier_rollback,
+    "reconciliation repair (points)": reconciliation_repair,
     "expire_grants": expire,
     "request_notification": notify,
     "publish_event": publish,
