@@ -176,6 +176,7 @@ class MemberAdmin(MemberRollbackMixin, TenantScopedHistoryAdmin):
         (None, {"fields": ["tenant", "external_id", *PROFILE_FIELDS]}),
         ("Registration", {"fields": ["registered_at", "iam_linked", "updated_at"]}),
         ("Benefits", {"fields": ["benefit_grants"]}),
+        ("Rollbacks", {"fields": ["rollbacks"]}),
     ]
     change_tier_template = "admin/members/member/change_tier.html"
     revoke_grant_template = "admin/members/member/revoke_grant.html"
@@ -188,7 +189,7 @@ class MemberAdmin(MemberRollbackMixin, TenantScopedHistoryAdmin):
         return super().get_queryset(request).prefetch_related(Prefetch("tier_assignments", queryset=assignments))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        readonly = ["tenant", "external_id", "registered_at", "iam_linked", "updated_at", "benefit_grants"]
+        readonly = ["tenant", "external_id", "registered_at", "iam_linked", "updated_at", "benefit_grants", "rollbacks"]
         if obj is not None and obj.status == Member.Status.ERASED:
             readonly += list(PROFILE_FIELDS)  # an erased member's profile stays blank
         return readonly

@@ -7,19 +7,33 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from benefits.models import MemberBenefit
 from config.errors import DomainError
-from events.rollback import rollback_tier_change
+from events.rollback import RollbackEntry, rollback_history, rollback_tier_change
 from members.models import Member
 from tenancy.service_admin import add_errors, error_messages
-from tiers.models import AssignmentSource, MemberTierAssignment, MemberTierChange
+from tiers.models import AssignmentSource, MemberTierAssignment, MemberTierChange, Tier
+
+
+def _undone(entry: RollbackEntry, names: dict[Any, str]) -> str:
+    """What was undone, in words: the tier movement (names, not codes), the points, or the benefit."""
+    before, after = entry["before"] or {}, entry["after"] or {}
+    if entry["kind"] == "tier":
+        code = before.get("tier_type")
+        was, now = (names.get((code, t), t) if t else "no tier" for t in (before.get("tier"), after.get("tier")))
+        return f"{names.get(code, code)}: {was} → {now}"
+    if entry["kind"] == "points":
+        return f"{before.get('points', 0):,} points"
+    return names.get(entry["target"], "a benefit")
 
 
 class RollbackTierForm(forms.Form):
@@ -42,10 +56,48 @@ def can_roll_back(change: MemberTierChange, member: Member, *, known_not_reverte
     )
 
 
+KIND_WORDS = {"tier": "tier change undone", "points": "points reversed", "benefit": "benefit revoked"}
+
+
 class MemberRollbackMixin:
     rollback_tier_template = "admin/members/member/rollback_tier.html"
     admin_site: Any
     opts: Any
+
+    @admin.display(description="rollbacks (newest first)")
+    def rollbacks(self, obj: Member) -> str:
+        """The member's rollback history (``events.rollback.rollback_history``) as a table."""
+        entries = rollback_history(tenant=obj.tenant, member=obj)
+        if not entries:
+            return "—"
+        tz = ZoneInfo(obj.tenant.timezone)
+        granted = [e["target"] for e in entries if e["kind"] == "benefit"]
+        names: dict[Any, str] = dict(
+            MemberBenefit.objects.filter(member=obj, pk__in=granted).values_list("pk", "benefit__name")
+        )
+        for tier in Tier.objects.filter(tier_type__tenant=obj.tenant).select_related("tier_type"):
+            names[tier.tier_type.code] = tier.tier_type.name or tier.tier_type.code
+            names[(tier.tier_type.code, tier.code)] = tier.name or tier.code
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{timezone.localtime(e['at'], tz):%d %b %Y, %H:%M}",
+                    KIND_WORDS.get(e["kind"], e["kind"]),
+                    _undone(e, names),
+                    e["reason"],
+                    e["actor"].removeprefix("user:"),
+                )
+                for e in entries
+            ),
+        )
+        return format_html(
+            '<table class="rollbacks"><thead><tr><th>When ({})</th><th>What</th><th>Of</th><th>Reason</th>'
+            "<th>By</th></tr></thead><tbody>{}</tbody></table>",
+            obj.tenant.timezone,
+            rows,
+        )
 
     def get_urls(self) -> list:
         info = self.opts.app_label, self.opts.model_name

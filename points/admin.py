@@ -12,18 +12,32 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from config.errors import DomainError
 from members.models import EVENT_TYPES
 from points import services
 from points.models import PointConversionRule, PointModifier, PointPolicy, PointTransaction
 from tenancy.admin import ReadOnlyAdminMixin, TenantScopedAdmin
 from tenancy.selectors import tenants_for_user
-from tenancy.service_admin import REFUSALS, ServiceAdmin, ServiceForm, refused, unchanged, window_display
+from tenancy.service_admin import (
+    REFUSALS,
+    ServiceAdmin,
+    ServiceForm,
+    add_errors,
+    error_messages,
+    refused,
+    unchanged,
+    window_display,
+)
 
 EVENT_TYPE_CHOICES = [(t, t) for t in EVENT_TYPES]
 WEEKDAY_CHOICES = list(enumerate(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]))
@@ -280,6 +294,14 @@ class PointPolicyAdmin(ServiceAdmin):
 
 
 # --- the ledger (read-only) -----------------------------------------------------------------------
+class ReverseTransactionForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=1000,
+        help_text="Required; recorded in the audit trail and the points.reverted message.",
+    )
+
+
 @admin.register(PointTransaction)
 class PointTransactionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Every entry of every member's point ledger, as written by the services; never edited."""
@@ -309,8 +331,62 @@ class PointTransactionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "created_at",
     ]
 
+    change_form_template = "admin/points/pointtransaction/change_form.html"
+    reverse_template = "admin/points/pointtransaction/reverse.html"
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("member", "rule")
+
+    # --- "Reverse…": an operator's rollback of one transaction (points.services) ------------------------
+    def get_urls(self) -> list:
+        info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view(self.reverse_view)
+        return [path("<path:object_id>/reverse/", view, name="{}_{}_reverse".format(*info)), *super().get_urls()]
+
+    def _may_reverse(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("points.change_pointtransaction") or request.user.is_superuser
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        tx = self.get_object(request, unquote(object_id))
+        reversible = tx is not None and self._may_reverse(request) and services.reversible_points(tx) > 0
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_reverse": reversible})
+
+    def reverse_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what would be reversed and a reason; POST: ``rollback_point_transaction`` (a refusal, such
+        as an already reversed transaction, shows on the form), then the reversal's page."""
+        tx = self.get_object(request, unquote(object_id))
+        if tx is None:  # not found, or another tenant's
+            raise Http404
+        if not self._may_reverse(request):
+            raise PermissionDenied
+        form = ReverseTransactionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                reversal = services.rollback_point_transaction(
+                    tenant=tx.tenant, tx=tx, actor=request.user, reason=form.cleaned_data["reason"]
+                )
+            except DomainError as exc:
+                add_errors(form, error_messages(exc))
+            else:
+                self.message_user(
+                    request, f"{tx.member.external_id}: {-reversal.points:,} points reversed.", messages.SUCCESS
+                )
+                url = reverse("admin:points_pointtransaction_change", args=[quote(reversal.pk)])
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Reverse points: {tx.member.external_id}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": tx,
+            "left": services.reversible_points(tx),
+            "form": form,
+            "has_view_permission": True,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.reverse_template, context)
 
     @admin.display(description="breakdown")
     def breakdown(self, obj: PointTransaction) -> str:

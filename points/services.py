@@ -335,6 +335,14 @@ class AlreadyReversed(Conflict):
     default_detail = "This transaction is already fully reversed."
 
 
+def reversible_points(tx: PointTransaction) -> int:
+    """What a rollback of ``tx`` would reverse now: what is left of it after earlier reversals (0 for a
+    reversal, a fully reversed transaction, or one of an erased member)."""
+    if tx.kind == PointTransaction.Kind.REVERSAL or tx.member.status == Member.Status.ERASED:
+        return 0
+    return max(0, tx.points + (PointTransaction.objects.filter(reversal_of=tx).aggregate(n=Sum("points"))["n"] or 0))
+
+
 @transaction.atomic
 def rollback_point_transaction(*, tenant: Tenant, tx: PointTransaction, actor: Any, reason: str) -> PointTransaction:
     """Reverse one transaction exactly (DOMAIN §4.5): a ``reversal`` of what is left of it, its cap

@@ -67,3 +67,62 @@ def test_another_tenants_member_or_another_members_change_is_not_found(api, ann,
     assert staff_client.get(other_url).status_code == 404
     bob = MemberFactory(tenant=ann.tenant, external_id="bob")
     assert staff_client.get(reverse("admin:members_member_rollback_tier", args=[bob.pk, change.pk])).status_code == 404
+
+
+def test_reversing_a_point_transaction_from_its_page(api, ann, tenant, client, other_tenant):
+    from points.models import PointTransaction
+    from tests.factories import PointConversionRuleFactory
+    from tests.helpers import stay
+
+    PointConversionRuleFactory(tenant=tenant, code="base")
+    assert api.post("/api/v1/member/ann/event", stay("s-1"), format="json").status_code == 201
+    earn = PointTransaction.objects.get(kind="earn")
+    user = UserFactory(username="pat")
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="points"))
+    TenantMembershipFactory(user=user, tenant=tenant)
+    client.force_login(user)
+    staff_page = client.get(reverse("admin:points_pointtransaction_change", args=[earn.pk])).content.decode()
+    assert 'class="reverse-link">Reverse…</a>' in staff_page
+    url = reverse("admin:points_pointtransaction_reverse", args=[earn.pk])
+    page = text(client.get(url))
+    assert "This earn of 1,000 points for event s-1 has 1,000 points left to reverse." in page
+    assert client.post(url, {"reason": ""}).context["form"].errors == {"reason": ["This field is required."]}
+    done = client.post(url, {"reason": "fraudulent stay"})
+    reversal = PointTransaction.objects.get(kind="reversal")
+    assert done["Location"] == reverse("admin:points_pointtransaction_change", args=[reversal.pk])
+    assert (reversal.points, reversal.reversal_of_id) == (-1000, earn.pk)
+    again = text(client.post(url, {"reason": "again"}))
+    assert "This transaction is already fully reversed." in again
+    assert PointTransaction.objects.filter(kind="reversal").count() == 1
+    assert (
+        'class="reverse-link"'
+        not in client.get(reverse("admin:points_pointtransaction_change", args=[earn.pk])).content.decode()
+    )
+    theirs = PointTransaction.objects.create(
+        tenant=other_tenant,
+        member=MemberFactory(tenant=other_tenant, external_id="zed"),
+        kind="adjustment",
+        points=5,
+        occurred_at=earn.occurred_at,
+    )
+    assert client.get(reverse("admin:points_pointtransaction_reverse", args=[theirs.pk])).status_code == 404
+
+
+def test_the_member_page_lists_the_rollbacks_in_words(api, ann, staff_client):
+    from benefits.models import MemberBenefit
+    from tests.factories import BenefitFactory, TierBenefitMappingFactory
+    from tiers.models import Tier
+
+    gold = Tier.objects.get(code="gold")
+    TierBenefitMappingFactory(tier=gold, benefit=BenefitFactory(tenant=ann.tenant, code="lounge", name="Lounge"))
+    body = {"tier_type": "hotel", "tier": "gold", "reason": "goodwill"}
+    assert api.put("/api/v1/member/ann/tier", body, format="json").status_code == 200
+    grant = MemberBenefit.objects.get(member=ann)
+    rollback = {"grant": grant.pk, "reason": "card shared"}
+    assert api.post("/api/v1/member/ann/rollback/benefit", rollback, format="json").status_code == 200
+    undo = {"tier_type": "hotel", "reason": "wrong member"}
+    assert api.post("/api/v1/member/ann/rollback/tier", undo, format="json").status_code == 200
+    page = text(staff_client.get(reverse("admin:members_member_change", args=[ann.pk])))
+    assert "Rollbacks (newest first): When (Asia/Bangkok) What Of Reason By" in page
+    assert "tier change undone Hotel status: Gold → Member wrong member service:svc-test" in page
+    assert "benefit revoked Lounge card shared service:svc-test" in page
