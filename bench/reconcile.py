@@ -13,16 +13,13 @@ Needs ``DATABASE_URL`` (PostgreSQL); the data stays (a second run with the same 
 
 import argparse
 import json
-import resource
+import tempfile
 import time
+from pathlib import Path
 
-from bench.backtest import _django, _load
+from bench.backtest import _django, _load, _peak_rss_mib, _workers
 from bench.common import bench_keys, manage
 from bench.ingest import _pgbench
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _seed_state(tenant_id: int) -> int:
@@ -73,30 +70,47 @@ def _seed_state(tenant_id: int) -> int:
     return written
 
 
-def _reconcile(tenant_id: int) -> dict:
+def _reconcile(env: dict[str, str], tenant_id: int, workers: int, chunk: int) -> dict:
+    """A dry run of every check through ``workers`` real Celery worker processes (``-c 1`` each)."""
     from members.models import MemberEvent
-    from reconciliation.models import Discrepancy
-    from reconciliation.runs import create_run, process_run
+    from reconciliation.models import Discrepancy, ReconciliationRun
+    from reconciliation.runs import create_run
+    from reconciliation.tasks import reconcile
     from tenancy.models import Tenant
 
-    tenant = Tenant.objects.get(pk=tenant_id)
-    before = _peak_rss_mib()
-    started = time.monotonic()
-    run = create_run(tenant=tenant, fix=False, checks=None, member_ids=None, actor="bench")
-    run = process_run(run.pk)
-    elapsed = time.monotonic() - started
+    log = Path(tempfile.mkdtemp(prefix="bench-reconcile-")) / "workers.log"
+    procs = _workers({**env, "RECONCILIATION_CHUNK_SIZE": str(chunk)}, workers, log)
+    time.sleep(6)
+    try:
+        tenant = Tenant.objects.get(pk=tenant_id)
+        started = time.monotonic()
+        run = create_run(tenant=tenant, fix=False, checks=None, member_ids=None, actor="bench")
+        reconcile.delay(run.pk)
+        while True:
+            run.refresh_from_db()
+            if run.status not in ReconciliationRun.ACTIVE:
+                break
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        rss = _peak_rss_mib(procs)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    if run.status != ReconciliationRun.Status.DONE:
+        raise SystemExit(f"reconciliation {run.status}: {run.error} (worker log: {log})")
     events = MemberEvent.objects.filter(tenant=tenant, counted=True).count()
-    if run.status != "done":
-        raise SystemExit(f"reconciliation {run.status}: {run.error}")
     return {
+        "workers": workers,
         "seconds": round(elapsed, 1),
         "members": run.members_done,
         "events": events,
+        "chunks": run.chunks_total,
         "members_per_s": round(run.members_done / elapsed),
         "events_per_s": round(events / elapsed),
         "discrepancies": Discrepancy.objects.filter(run=run).count(),
-        "peak_rss_mib_before": round(before),
-        "peak_rss_mib_after": round(_peak_rss_mib()),
+        "peak_worker_rss_mib": round(rss),
     }
 
 
@@ -104,18 +118,20 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench reconcile")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--events-per-member", type=int, default=20)
-    parser.add_argument("--chunk", type=int, default=500, help="members per chunk (one transaction each)")
+    parser.add_argument("--chunk", type=int, default=500, help="members per chunk (one task and transaction each)")
+    parser.add_argument("--workers", default="1,2", help="worker counts to time, comma-separated")
     parser.add_argument("--no-pgbench", action="store_true")
     args = parser.parse_args(argv)
     env, _ = bench_keys()
-    if not env.get("DATABASE_URL", "").startswith("postgres"):
-        raise SystemExit("python -m bench reconcile needs DATABASE_URL pointing at PostgreSQL")
+    if not env.get("DATABASE_URL", "").startswith("postgres") or not env.get("REDIS_URL"):
+        raise SystemExit("python -m bench reconcile needs DATABASE_URL pointing at PostgreSQL and REDIS_URL")
     manage(env, "migrate", "--noinput", capture=True)
-    _django({**env, "RECONCILIATION_CHUNK_SIZE": str(args.chunk)})
+    _django(env)
     started = time.monotonic()
     tenant_id, _ = _load(f"reconcile-{args.members}", args.members, args.events_per_member)
     seeded = _seed_state(tenant_id)
     print(f"load: {time.monotonic() - started:.1f} s (stored state written for {seeded} members)", flush=True)
-    print(json.dumps(_reconcile(tenant_id)), flush=True)
+    for workers in [int(w) for w in args.workers.split(",")]:
+        print(json.dumps(_reconcile(env, tenant_id, workers, args.chunk)), flush=True)
     if not args.no_pgbench:
         print(f"pgbench reference: {_pgbench(env['DATABASE_URL'])}", flush=True)

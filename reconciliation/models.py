@@ -10,8 +10,9 @@ CHECKS = ("points", "tiers", "benefits", "sync", "outbox")
 
 
 class ReconciliationRun(models.Model):
-    """One pass over a tenant's members (all, or the named ones). Processed in chunks of members in
-    ``pk`` order; ``last_member`` is the cursor a resumed run continues from."""
+    """One pass over a tenant's members (all, or the named ones), cut into :class:`ReconciliationChunk`
+    of members that workers process in parallel; a chunk done is never done again, so a run whose worker
+    died resumes with the chunks left."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -29,7 +30,8 @@ class ReconciliationRun(models.Model):
     member_ids = models.JSONField(null=True, blank=True, help_text="Only these members (external ids); empty = all.")
     members_total = models.PositiveIntegerField(default=0)
     members_done = models.PositiveIntegerField(default=0)
-    last_member = models.BigIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)
     fixed = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
@@ -49,6 +51,23 @@ class ReconciliationRun(models.Model):
     def __str__(self) -> str:
         mode = "repair" if self.fix else "check"
         return f"{mode} of {self.created_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+
+class ReconciliationChunk(models.Model):
+    """Members ``first_member``..``last_member`` (pks) of a run: one task, one transaction."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="chunks")
+    first_member = models.BigIntegerField()
+    last_member = models.BigIntegerField()
+    members = models.PositiveIntegerField(default=0)
+    done = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["first_member"]
+
+    def __str__(self) -> str:
+        return f"members {self.first_member}–{self.last_member}"
 
 
 class Discrepancy(models.Model):

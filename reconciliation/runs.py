@@ -6,9 +6,11 @@ and with ``fix`` repair each as an ordinary audited, emitted operation.
 
 How a run proceeds (choices where DOMAIN.md is silent):
 
-- **Chunks, resumable.** Members in ``pk`` order, ``RECONCILIATION_CHUNK_SIZE`` at a time, each chunk
-  read in bulk (a constant number of queries) and committed with the run's cursor: a run whose worker
-  died continues from the last committed chunk when its task runs again, recording nothing twice.
+- **Chunks, in parallel, resumable.** Members in ``pk`` order, ``RECONCILIATION_CHUNK_SIZE`` at a time
+  (``plan``), one task per chunk so more workers finish sooner; each chunk is read in bulk (a constant
+  number of queries) and committed with its ``done`` flag: a redelivered task of a finished chunk does
+  nothing, and a run whose worker died carries on with the chunks left, recording nothing twice. The
+  last chunk to finish runs the sync and outbox checks and ends the run.
 - **Found twice before reported.** A member the bulk pass finds wrong is locked and checked again from
   fresh reads in the chunk's transaction, so an event arriving mid-run is never reported as drift, and a
   repair never races the member's events.
@@ -39,7 +41,7 @@ from outbox.services import requeue_messages, retry_deliveries
 from points.services import EventAdjustment, record_event_adjustments
 from reconciliation.checks import Finding, benefit_findings, point_findings, tier_findings
 from reconciliation.live import BenefitFacts, StoredState, benefit_facts, stored_state
-from reconciliation.models import CHECKS, Discrepancy, ReconciliationRun
+from reconciliation.models import CHECKS, Discrepancy, ReconciliationChunk, ReconciliationRun
 from simulation.config import Program, program
 from simulation.kernel import MemberHistory, entitled_benefits, replay
 from simulation.loader import histories
@@ -136,41 +138,82 @@ def nightly_runs() -> list[ReconciliationRun]:
 
 
 # --- processing -----------------------------------------------------------------------------------
-def process_run(run_id: int) -> ReconciliationRun:
-    """Run (or resume) a queued or running run to its end; a finished one is returned untouched."""
-    run = ReconciliationRun.objects.select_related("tenant").get(pk=run_id)
-    if run.status not in ReconciliationRun.ACTIVE:
-        return run
-    ReconciliationRun.objects.filter(pk=run.pk, status=ReconciliationRun.Status.QUEUED).update(
-        status=ReconciliationRun.Status.RUNNING, started_at=timezone.now()
-    )
-    try:
-        config = program(run.tenant)
-        facts = benefit_facts(run.tenant)
-        while (pks := _next_members(run)) is not None:
-            if not _reconcile_chunk(run.pk, pks, config, facts):
-                return ReconciliationRun.objects.get(pk=run.pk)  # cancelled meanwhile
-        _reconcile_deliveries(run.pk)
-    except Exception as exc:
-        ReconciliationRun.objects.filter(pk=run.pk, status__in=ReconciliationRun.ACTIVE).update(
-            status=ReconciliationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+def plan(run_id: int) -> list[ReconciliationChunk]:
+    """Cut a queued run into chunks of ``RECONCILIATION_CHUNK_SIZE`` members (keyset over member pks)
+    and mark it running; returns the chunks still to do (all of a running run's that are not done, so a
+    resumed run carries on). A run with no member to check goes straight to the deliveries and ends."""
+    with transaction.atomic():
+        run = ReconciliationRun.objects.select_for_update().select_related("tenant").get(pk=run_id)
+        if run.status == ReconciliationRun.Status.RUNNING:
+            return list(run.chunks.filter(done=False).order_by("first_member"))
+        if run.status != ReconciliationRun.Status.QUEUED:
+            return []
+        made = ReconciliationChunk.objects.bulk_create(
+            ReconciliationChunk(tenant_id=run.tenant_id, run=run, first_member=first, last_member=last, members=n)
+            for first, last, n in _member_ranges(run)
         )
+        run.status, run.started_at, run.chunks_total = ReconciliationRun.Status.RUNNING, timezone.now(), len(made)
+        run.members_total = sum(c.members for c in made)
+        run.save(update_fields=["status", "started_at", "chunks_total", "members_total"])
+    if not made:
+        finish(run_id)
+    return made
+
+
+def _member_ranges(run: ReconciliationRun) -> list[tuple[int, int, int]]:
+    if not MEMBER_CHECKS & set(run.checks):
+        return []
+    members = _members(run)
+    size, ranges, after = settings.RECONCILIATION_CHUNK_SIZE, [], 0
+    while pks := list(members.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:size]):
+        ranges.append((pks[0], pks[-1], len(pks)))
+        after = pks[-1]
+    return ranges
+
+
+def _members(run: ReconciliationRun) -> QuerySet[Member]:
+    members = Member.objects.filter(tenant_id=run.tenant_id)
+    return members if run.member_ids is None else members.filter(external_id__in=run.member_ids)
+
+
+def process_run(run_id: int) -> ReconciliationRun:
+    """Run (or resume) a run to its end in this process, chunk after chunk (the tasks spread the chunks
+    over workers instead); a finished run is returned untouched."""
+    for chunk in plan(run_id):
+        reconcile_chunk(chunk.pk)
+    return ReconciliationRun.objects.get(pk=run_id)
+
+
+def reconcile_chunk(chunk_id: int) -> bool:
+    """Check (and repair) one chunk of members; the last chunk to finish ends the run. False when the
+    chunk was done already or the run is no longer running. A failure marks the run failed."""
+    chunk = ReconciliationChunk.objects.select_related("run", "run__tenant").get(pk=chunk_id)
+    if chunk.done or chunk.run.status != ReconciliationRun.Status.RUNNING:
+        return False
+    try:
+        last = _reconcile_chunk(chunk)
+        if last:
+            finish(chunk.run_id)
+    except Exception as exc:
+        fail(chunk.run_id, exc)
         raise
-    ReconciliationRun.objects.filter(pk=run.pk, status=ReconciliationRun.Status.RUNNING).update(
+    return True
+
+
+def fail(run_id: int, error: BaseException) -> None:
+    ReconciliationRun.objects.filter(pk=run_id, status__in=ReconciliationRun.ACTIVE).update(
+        status=ReconciliationRun.Status.FAILED,
+        error=f"{type(error).__name__}: {error}"[:2000],
+        finished_at=timezone.now(),
+    )
+
+
+def finish(run_id: int) -> None:
+    """After the last chunk: the sync and outbox checks, then the run is done."""
+    _reconcile_deliveries(run_id)
+    ReconciliationRun.objects.filter(pk=run_id, status=ReconciliationRun.Status.RUNNING).update(
         status=ReconciliationRun.Status.DONE, finished_at=timezone.now()
     )
-    return ReconciliationRun.objects.get(pk=run.pk)
-
-
-def _next_members(run: ReconciliationRun) -> list[int] | None:
-    run.refresh_from_db(fields=["last_member", "status"])
-    if not MEMBER_CHECKS & set(run.checks):
-        return None
-    members: QuerySet[Member] = Member.objects.filter(tenant=run.tenant, pk__gt=run.last_member)
-    if run.member_ids is not None:
-        members = members.filter(external_id__in=run.member_ids)
-    pks = list(members.order_by("pk").values_list("pk", flat=True)[: settings.RECONCILIATION_CHUNK_SIZE])
-    return pks or None
 
 
 def _locked_run(run_id: int) -> ReconciliationRun | None:
@@ -178,28 +221,35 @@ def _locked_run(run_id: int) -> ReconciliationRun | None:
     return run if run.status == ReconciliationRun.Status.RUNNING else None
 
 
-def _reconcile_chunk(run_id: int, pks: list[int], config: Program, facts: BenefitFacts) -> bool:
-    """Check (and repair) one chunk of members and advance the cursor, in one transaction. False when
-    the run is no longer running."""
-    queued = ReconciliationRun.objects.select_related("tenant").get(pk=run_id)
-    tenant, checks, now = queued.tenant, MEMBER_CHECKS & set(queued.checks), timezone.now()
-    suspects = _suspects(tenant, pks, checks, config, facts, now, named=queued.member_ids is not None)
+def _reconcile_chunk(chunk: ReconciliationChunk) -> bool:
+    """The chunk: the bulk pass outside any transaction (the long part, in parallel with other chunks),
+    then one transaction holding the run row (so parallel chunks count once each, and a run cancelled
+    meanwhile is left alone) for the suspects, checked again under their locks, repaired, recorded.
+    Returns whether it was the run's last chunk."""
+    queued, config = chunk.run, program(chunk.run.tenant)
+    tenant, checks, facts = queued.tenant, MEMBER_CHECKS & set(queued.checks), benefit_facts(queued.tenant)
+    members = _members(queued).filter(pk__gte=chunk.first_member, pk__lte=chunk.last_member)
+    pks = list(members.order_by("pk").values_list("pk", flat=True))
+    named = queued.member_ids is not None
+    suspects = _suspects(tenant, pks, checks, config, facts, timezone.now(), named=named) if pks else []
     with transaction.atomic():
-        run = _locked_run(run_id)
-        if run is None:
-            return False
+        run = _locked_run(queued.pk)
+        fresh = ReconciliationChunk.objects.select_for_update().get(pk=chunk.pk)
+        if run is None or fresh.done:
+            return False  # cancelled, or a redelivered task of a chunk another worker finished
         rows: list[Discrepancy] = []
         for member in Member.objects.select_for_update(of=("self",)).filter(pk__in=suspects).order_by("pk"):
             history = histories(tenant, member.pk, member.pk)[0]
             stored = stored_state(tenant, [member.pk], checks, _pooled_codes(config))
             findings = _findings(history, stored, checks, config, facts, timezone.now())
-            fixed = _repair(tenant, member, history, config, findings) if run.fix else set()
-            rows += [_row(run, member.external_id, f, f in fixed) for f in findings]
+            fixed = _repair(tenant, member, history, config, findings) if queued.fix else set()
+            rows += [_row(queued, member.external_id, f, f in fixed) for f in findings]
         Discrepancy.objects.bulk_create(rows)
         _count(run, rows)
-        run.last_member, run.members_done = pks[-1], run.members_done + len(pks)
-        run.save(update_fields=["last_member", "members_done", "counts", "fixed"])
-    return True
+        run.members_done, run.chunks_done = run.members_done + len(pks), run.chunks_done + 1
+        run.save(update_fields=["members_done", "chunks_done", "counts", "fixed"])
+        ReconciliationChunk.objects.filter(pk=chunk.pk).update(done=True)
+        return run.chunks_done >= run.chunks_total
 
 
 def _pooled_codes(config: Program) -> frozenset[str]:

@@ -1,5 +1,5 @@
-"""Celery entry points of reconciliation: thin, id-only, idempotent (a finished run does nothing; a
-running one resumes from its cursor). They run on the ``maintenance`` queue (the default)."""
+"""Celery entry points of reconciliation: thin, id-only, idempotent (a planned run is not planned again;
+a finished chunk does nothing). They run on the ``maintenance`` queue (the default)."""
 
 import logging
 from functools import partial
@@ -8,7 +8,7 @@ from celery import shared_task
 from django.db import transaction
 
 from reconciliation.models import ReconciliationRun
-from reconciliation.runs import nightly_runs, process_run
+from reconciliation.runs import fail, nightly_runs, plan, reconcile_chunk
 
 logger = logging.getLogger("privilege.reconciliation")
 
@@ -20,13 +20,27 @@ def queue_run(run: ReconciliationRun) -> ReconciliationRun:
 
 
 @shared_task(name="reconciliation.reconcile", acks_late=True)
-def reconcile(run_id: int) -> str:
-    """Process one run to its end (``reconciliation.runs.process_run``); returns its status."""
+def reconcile(run_id: int) -> int:
+    """Cut a run into chunks and queue one task per chunk (``reconciliation.runs.plan``); returns how many."""
     try:
-        return process_run(run_id).status
+        chunks = plan(run_id)
+    except Exception as exc:
+        logger.exception("reconciliation planning failed", extra={"run": run_id})
+        fail(run_id, exc)
+        return 0
+    for pk in [chunk.pk for chunk in chunks]:
+        transaction.on_commit(partial(reconcile_chunk_task.delay, pk))
+    return len(chunks)
+
+
+@shared_task(name="reconciliation.reconcile_chunk", acks_late=True)
+def reconcile_chunk_task(chunk_id: int) -> bool:
+    """Check (and repair) one chunk (``reconciliation.runs.reconcile_chunk``)."""
+    try:
+        return reconcile_chunk(chunk_id)
     except Exception:
-        logger.exception("reconciliation failed", extra={"run": run_id})
-        return ReconciliationRun.Status.FAILED
+        logger.exception("reconciliation chunk failed", extra={"chunk": chunk_id})
+        return False
 
 
 @shared_task(name="reconciliation.nightly")

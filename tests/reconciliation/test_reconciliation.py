@@ -158,7 +158,7 @@ def test_one_run_per_tenant_at_a_time_and_a_run_resumes_where_it_stopped(tenant,
     run = create_run(tenant=tenant, fix=False, checks=["points", "tiers"], member_ids=None, actor="test")
     with pytest.raises(runs.ReconciliationRunning):
         create_run(tenant=tenant, fix=False, checks=None, member_ids=None, actor="test")
-    real, calls = runs._reconcile_chunk, []
+    real, calls = runs.reconcile_chunk, []
 
     class WorkerLost(BaseException):
         pass
@@ -169,16 +169,33 @@ def test_one_run_per_tenant_at_a_time_and_a_run_resumes_where_it_stopped(tenant,
             raise WorkerLost()
         return real(*args)
 
-    monkeypatch.setattr(runs, "_reconcile_chunk", dies_on_the_third)
+    monkeypatch.setattr(runs, "reconcile_chunk", dies_on_the_third)
     with pytest.raises(WorkerLost):
         process_run(run.pk)
     run.refresh_from_db()
-    assert (run.status, run.members_done) == ("running", 14)
-    monkeypatch.setattr(runs, "_reconcile_chunk", real)
+    assert (run.status, run.members_done, run.chunks_done, run.chunks_total) == ("running", 14, 2, 5)
+    monkeypatch.setattr(runs, "reconcile_chunk", real)
     run = process_run(run.pk)
     assert (run.status, run.members_done) == ("done", 30)
     assert found(run) == {("points", "points_mismatch"): 2, ("tiers", "tier_mismatch"): 2}
     assert process_run(run.pk).counts == run.counts  # a finished run is left alone
+    assert runs.reconcile_chunk(run.chunks.first().pk) is False  # a redelivered chunk task does nothing
+    assert Discrepancy.objects.filter(run=run).count() == 4
+
+
+def test_a_cancelled_run_checks_no_further_chunk(tenant, program, settings):
+    inject_drift(tenant, n=2)
+    settings.RECONCILIATION_CHUNK_SIZE = 10
+    run = create_run(tenant=tenant, fix=True, checks=None, member_ids=None, actor="test")
+    chunks = runs.plan(run.pk)
+    assert [c.members for c in chunks] == [10, 10, 10]
+    assert runs.reconcile_chunk(chunks[0].pk) is True
+    runs.cancel_run(tenant=tenant, run=run, actor="test")
+    assert [runs.reconcile_chunk(c.pk) for c in chunks[1:]] == [False, False]
+    run.refresh_from_db()
+    assert (run.status, run.members_done, run.chunks_done) == ("cancelled", 10, 1)
+    with pytest.raises(runs.RunFinished):
+        runs.cancel_run(tenant=tenant, run=run, actor="test")
 
 
 def test_the_api_runs_polls_lists_and_refuses_bad_input(
