@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -189,19 +189,11 @@ class ReconciliationRunAdmin(TenantScopedAdmin):
             "admin:reconciliation_reconciliationrun_change", args=[quote(run.pk)], current_app=self.admin_site.name
         )
 
-    def _run(self, request: HttpRequest, object_id: str) -> ReconciliationRun:
-        run = self.get_object(request, unquote(object_id))
-        if run is None:  # not found, or another tenant's
-            raise Http404
-        if not self.has_view_permission(request, run):
-            raise PermissionDenied
-        return run
-
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The run's page (there is nothing to edit on a run)."""
-        run = self._run(request, object_id)
+        run = self.visible_object(request, object_id)
         running = run.status in ReconciliationRun.ACTIVE
         tz = ZoneInfo(run.tenant.timezone)
         page = Paginator(discrepancies(run=run), PER_PAGE).get_page(request.GET.get("page"))
@@ -253,7 +245,7 @@ class ReconciliationRunAdmin(TenantScopedAdmin):
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        run = self._run(request, object_id)
+        run = self.visible_object(request, object_id)
         if not self._can_start(request):
             raise PermissionDenied
         try:

@@ -179,19 +179,11 @@ class SimulationRunAdmin(TenantScopedAdmin):
             *super().get_urls(),
         ]
 
-    def _run(self, request: HttpRequest, object_id: str) -> SimulationRun:
-        run = self.get_object(request, unquote(object_id))
-        if run is None:  # not found, or another tenant's
-            raise Http404
-        if not self.has_view_permission(request, run):
-            raise PermissionDenied
-        return run
-
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The run page (there is nothing to edit on a run)."""
-        run = self._run(request, object_id)
+        run = self.visible_object(request, object_id)
         running = run.status not in SimulationRun.FINISHED
         result = report(run.result) if run.status == SimulationRun.Status.DONE and run.result else None
         page = None
@@ -221,7 +213,7 @@ class SimulationRunAdmin(TenantScopedAdmin):
 
     def status_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """What the run page's progress bar polls."""
-        run = self._run(request, object_id)
+        run = self.visible_object(request, object_id)
         return JsonResponse(
             {
                 "status": run.status,
@@ -237,7 +229,7 @@ class SimulationRunAdmin(TenantScopedAdmin):
         """POST: ``cancel`` (a finished run: said so, nothing changes); back to the run's page."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        run = self._run(request, object_id)
+        run = self.visible_object(request, object_id)
         if not self.has_change_permission(request, run):
             raise PermissionDenied
         try:
@@ -252,7 +244,7 @@ class SimulationRunAdmin(TenantScopedAdmin):
 
     def csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The affected members as a file, the columns of the API's CSV."""
-        run = self._run(request, object_id)
+        run = self.visible_object(request, object_id)
         name = run.scenario.code if run.scenario else "live"
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="simulation-{name}-{run.starts}-{run.ends}.csv"'

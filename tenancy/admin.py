@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from simple_history.admin import SimpleHistoryAdmin
@@ -50,6 +51,16 @@ class TenantScopedMixin:
         """The tenant filter lists only the user's own tenants."""
         filters = list(super().get_list_filter(request))  # type: ignore[misc]
         return [("tenant", admin.RelatedOnlyFieldListFilter), *filters] if self.tenant_field == "tenant" else filters
+
+    def visible_object(self, request: HttpRequest, object_id: str) -> Any:
+        """The object a custom view of this admin acts on: "not found" when it is missing or another
+        tenant's, "permission denied" when the user may not even view it."""
+        obj = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        if obj is None:
+            raise Http404
+        if not self.has_view_permission(request, obj):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        return obj
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)  # type: ignore[misc]
