@@ -20,6 +20,8 @@ How a run proceeds (choices where DOMAIN.md is silent):
   delivery or a delivery stuck past its schedule → retried; a message stuck unfanned → requeued.
 - **One run per tenant at a time** (409 ``reconciliation_running``); the nightly beat entry skips a
   tenant whose run is still going.
+- **Erased members** are checked and reported like any other, never repaired: their tiers and grants
+  no longer move (``member_erased`` everywhere else).
 """
 
 from collections import Counter
@@ -242,7 +244,8 @@ def _reconcile_chunk(chunk: ReconciliationChunk) -> bool:
             history = histories(tenant, member.pk, member.pk)[0]
             stored = stored_state(tenant, [member.pk], checks, _pooled_codes(config))
             findings = _findings(history, stored, checks, config, facts, timezone.now())
-            fixed = _repair(tenant, member, history, config, findings) if queued.fix else set()
+            repairable = queued.fix and member.status != Member.Status.ERASED  # an erased member is only reported
+            fixed = _repair(tenant, member, history, config, findings) if repairable else set()
             rows += [_row(queued, member.external_id, f, f in fixed) for f in findings]
         Discrepancy.objects.bulk_create(rows)
         _count(run, rows)

@@ -262,3 +262,17 @@ def test_the_api_runs_polls_lists_and_refuses_bad_input(
 def test_a_tenant_with_no_members_is_done_with_zeros(other_tenant):
     run = run_now(other_tenant)
     assert (run.status, run.members_total, run.counts) == ("done", 0, dict.fromkeys(KINDS, 0))
+
+
+def test_an_erased_members_drift_is_reported_but_not_repaired(tenant, program):
+    from events.erasure import erase_member
+
+    drift = inject_drift(tenant, n=1)
+    member = drift["tiers"][0].member
+    erase_member(tenant=tenant, member=member, reason="request", actor="test")
+    run = run_now(tenant, fix=True)
+    row = Discrepancy.objects.get(run=run, kind="tiers")
+    assert (row.member_id, row.code, row.fixed) == (member.external_id, "tier_mismatch", False)
+    assert run.fixed["tiers"] == 0
+    assert MemberTierAssignment.objects.get(member=member, tier_type__code="hotel").tier.code == "silver"
+    assert not MemberTierChange.objects.filter(member=member, source="reconciliation").exists()
